@@ -1,0 +1,3 @@
+from localmode.runner import main
+
+raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""`make run`: moto server (unless HUB_AWS_ENDPOINT), resources from infra/, partners seeded from the
+partners file, the Chalice app over HTTP, and the drivers for its queue, stream and schedule handlers.
+SIGINT or SIGTERM stops everything it started.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BUILTIN_PARTNERS = REPO / "localmode" / "dev-partners.json"
+STATE_FILE = REPO / ".hub" / "local.json"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _log(message: str) -> None:
+    print(f"[hub] {message}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    os.environ.setdefault("AWS_DEFAULT_REGION", "cn-north-1")
+    os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    region = os.environ["AWS_DEFAULT_REGION"]
+    port = int(os.environ.get("HUB_PORT", "8000"))
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    moto_server = None
+    endpoint = os.environ.get("HUB_AWS_ENDPOINT")
+    if not endpoint:
+        # Credentials are only needed to sign requests to the embedded emulator.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        from moto.server import ThreadedMotoServer
+
+        moto_port = int(os.environ.get("HUB_MOTO_PORT") or _free_port())
+        moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        moto_server.start()
+        endpoint = f"http://127.0.0.1:{moto_port}"
+        os.environ["HUB_AWS_ENDPOINT"] = endpoint
+        _log(f"embedded AWS (moto) at {endpoint}")
+
+    from infra.local_resources import ensure_resources
+
+    os.environ.update(ensure_resources(endpoint, region))
+    os.environ["HUB_PARTNER_SOURCE"] = "aws"
+    os.environ.setdefault("HUB_PARTNER_CACHE_TTL", "2")
+
+    from chalicelib import partner_admin
+    from chalicelib.partners import PartnersFile
+    from chalicelib.settings import get_settings, reset_settings
+
+    reset_settings()
+    partners_path = os.environ.get("HUB_PARTNERS") or str(BUILTIN_PARTNERS)
+    partners_file = PartnersFile.load(partners_path)
+    partner_admin.seed_from_file(partners_file)
+    _log(f"{len(partners_file.partners)} partners from {partners_path}")
+
+    import app as app_module
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    from localmode import drivers
+
+    settings = get_settings()
+    threads = []
+    sink = None
+    if not os.environ.get("HUB_PARTNERS"):
+        from localmode.dev_sink import make_server
+
+        sink_port = int(os.environ.get("HUB_SINK_PORT", "8001"))
+        try:
+            sink = make_server(sink_port, partners_file.hub.signing_secret)
+            threads.append(drivers.start(sink.serve_forever))
+            _log(f"development partners receive deliveries at http://127.0.0.1:{sink_port}/<partner_id>")
+        except OSError as exc:
+            _log(f"development receiver not started ({exc}); deliveries to dev partners will be retried")
+
+    from chalicelib import aws
+
+    queue_url = settings.delivery_queue_url
+    queue_arn = aws.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    threads.append(drivers.start(drivers.drive_stream, stop, app_module.route_accepted,
+                                 os.environ["HUB_EVENTS_STREAM_ARN"], region))
+    for _ in range(drivers.queue_workers()):
+        threads.append(drivers.start(drivers.drive_queue, stop, app_module.deliver, queue_url, queue_arn, region))
+    threads.append(drivers.start(drivers.drive_schedule, stop, app_module.sweep,
+                                 float(os.environ.get("HUB_SWEEP_INTERVAL", "60")), region))
+
+    server = create_local_server(app_module.app, Config(chalice_stage="dev"), "127.0.0.1", port)
+    http_thread = drivers.start(server.server.serve_forever)
+    STATE_FILE.parent.mkdir(exist_ok=True)
+    STATE_FILE.write_text(json.dumps({"api": f"http://127.0.0.1:{port}", "aws_endpoint": endpoint,
+                                      "region": region, "pid": os.getpid()}))
+    _log(f"serving on http://127.0.0.1:{port} (GET /health, GET /v1/catalog, POST /v1/partners/<id>/events)")
+
+    stop.wait()
+    _log("stopping")
+    server.server.shutdown()
+    server.server.server_close()
+    if sink is not None:
+        sink.shutdown()
+        sink.server_close()
+    for thread in threads:
+        thread.join(timeout=5)
+    http_thread.join(timeout=5)
+    if moto_server is not None:
+        moto_server.stop()
+    try:
+        STATE_FILE.unlink()
+    except FileNotFoundError:
+        pass
+    _log("stopped")
+    return 0
