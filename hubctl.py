@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-LOCAL_STATE = Path(__file__).resolve().parent / ".hub" / "local.json"
+LOCAL_STATE = Path(os.environ.get("HUB_STATE_FILE") or Path(__file__).resolve().parent / ".hub" / "local.json")
 
 
 def _connect() -> None:
@@ -25,7 +25,14 @@ def _connect() -> None:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    import logging
+
+    from chalicelib.observability import logger
     from chalicelib.settings import reset_settings
+
+    # stdout carries the command's JSON answer; the hub's log lines go to stderr.
+    if isinstance(logger.registered_handler, logging.StreamHandler):
+        logger.registered_handler.setStream(sys.stderr)
 
     reset_settings()
 

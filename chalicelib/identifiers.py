@@ -114,7 +114,18 @@ _FIVE_CITY_COUNTIES: dict[str, str] = {
 }
 _FIVE_CITY_COUNTIES.update({county: city for county, (city, _name) in LEGACY_DISTRICTS.items()})
 
-_SIX_DIGITS = re.compile(r"\d{6}")
+_SIX_DIGITS = re.compile(r"[0-9]{6}")
+
+
+def _normalize(value: object) -> str | None:
+    """Surrounding whitespace removed, ASCII letters upper-cased; None if not an ASCII string.
+
+    Non-ASCII input is refused rather than case-folded: "ſ".upper() is "S", and we do not guess.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    return text.upper() if text.isascii() else None
 
 
 def _prefix_city(code: str) -> str:
@@ -139,9 +150,9 @@ def city_of(county_or_unit_code: str) -> str:
     otherwise the first four digits + "00". Raises IdentifierError("invalid_format") for anything
     that is neither six digits nor a well-formed unit code.
     """
-    if not isinstance(county_or_unit_code, str):
+    text = _normalize(county_or_unit_code)
+    if text is None:
         raise IdentifierError(INVALID_FORMAT, "expected a six-digit county code or a 28-character unit code")
-    text = county_or_unit_code.strip().upper()
     if len(text) == 28 and _UNIT_RE.fullmatch(text):
         return _prefix_city(text[:6])
     if _SIX_DIGITS.fullmatch(text):
@@ -187,10 +198,8 @@ def is_city_code(code: str) -> bool:
 
 
 def validate_city_code(value: str) -> str:
-    if not isinstance(value, str):
-        raise IdentifierError(INVALID_FORMAT, "a city code is six digits")
-    text = value.strip()
-    if not _SIX_DIGITS.fullmatch(text):
+    text = _normalize(value)
+    if text is None or not _SIX_DIGITS.fullmatch(text):
         raise IdentifierError(INVALID_FORMAT, "a city code is six digits")
     if not is_city_code(text):
         raise IdentifierError(NOT_A_CITY_CODE, "not a city-level division code (e.g. 110000, 440300)")
@@ -200,16 +209,14 @@ def validate_city_code(value: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Property unit code, GB/T 37346-2019
 
-_UNIT_RE = re.compile(r"\d{6}\d{3}\d{3}[GJZ][ABSXCDEFLNHGWY]\d{5}[FLQW]\d{8}")
+_UNIT_RE = re.compile(r"[0-9]{6}[0-9]{3}[0-9]{3}[GJZ][ABSXCDEFLNHGWY][0-9]{5}[FLQW][0-9]{8}")
 
 
 def validate_unit_code(value: str) -> str:
     """28 characters: county(6) zone(3) sub-zone(3) ownership[GJZ] use[ABSXCDEFLNHGWY] parcel(5)
     fixture[FLQW] unit(8); with fixture W the unit number is 00000000; the county must be known."""
-    if not isinstance(value, str):
-        raise IdentifierError(INVALID_FORMAT, "a unit code is a 28-character string")
-    text = value.strip().upper()
-    if len(text) != 28 or not _UNIT_RE.fullmatch(text):
+    text = _normalize(value)
+    if text is None or len(text) != 28 or not _UNIT_RE.fullmatch(text):
         raise IdentifierError(INVALID_FORMAT, "a unit code has 28 characters: 6+3+3 digits, [GJZ], "
                                               "a use-right letter, 5 digits, [FLQW], 8 digits")
     if text[19] == "W" and text[20:] != "00000000":
@@ -224,7 +231,7 @@ def validate_unit_code(value: str) -> str:
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_ID_RE = re.compile(r"\d{17}[\dX]")
+_ID_RE = re.compile(r"[0-9]{17}[0-9X]")
 _CHINA_TZ = _dt.timezone(_dt.timedelta(hours=8))
 
 
@@ -235,10 +242,8 @@ def resident_id_check_char(first17: str) -> str:
 
 def validate_resident_id(value: str) -> str:
     """18 characters: address(6) birth date YYYYMMDD sequence(3) check[0-9X]; a real past birth date."""
-    if not isinstance(value, str):
-        raise IdentifierError(INVALID_FORMAT, "a resident ID is an 18-character string")
-    text = value.strip().upper()
-    if len(text) != 18 or not _ID_RE.fullmatch(text) or text[:2] not in _ID_REGIONS:
+    text = _normalize(value)
+    if text is None or len(text) != 18 or not _ID_RE.fullmatch(text) or text[:2] not in _ID_REGIONS:
         raise IdentifierError(INVALID_FORMAT, "a resident ID has 17 digits and a check character 0-9 or X")
     try:
         born = _dt.date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
@@ -261,7 +266,7 @@ _ID_REGIONS = _PROVINCES | {"71", "81", "82", "83"}
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_VALUE = {c: i for i, c in enumerate(_USCC_CHARS)}
 _USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
-_USCC_RE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}")
+_USCC_RE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}")
 
 
 def uscc_check_char(first17: str) -> str:
@@ -272,10 +277,8 @@ def uscc_check_char(first17: str) -> str:
 
 def validate_uscc(value: str) -> str:
     """18 characters over 0-9 A-H J-N P Q R T U W X Y (positions 3-8 digits), GB 32100 check."""
-    if not isinstance(value, str):
-        raise IdentifierError(INVALID_FORMAT, "a unified social credit code is an 18-character string")
-    text = value.strip().upper()
-    if len(text) != 18 or not _USCC_RE.fullmatch(text):
+    text = _normalize(value)
+    if text is None or len(text) != 18 or not _USCC_RE.fullmatch(text):
         raise IdentifierError(INVALID_FORMAT, "a unified social credit code has 18 characters over "
                                               "0-9 and A-Y without I, O, S, V, Z")
     if uscc_check_char(text[:17]) != text[17]:
@@ -302,28 +305,28 @@ UnitCode = Annotated[
     str,
     AfterValidator(_pydantic(validate_unit_code, "unit code")),
     WithJsonSchema({"type": "string", "minLength": 28, "maxLength": 28,
-                    "pattern": r"^\d{6}\d{3}\d{3}[GJZ][ABSXCDEFLNHGWY]\d{5}[FLQW]\d{8}$",
+                    "pattern": r"^[0-9]{6}[0-9]{3}[0-9]{3}[GJZ][ABSXCDEFLNHGWY][0-9]{5}[FLQW][0-9]{8}$",
                     "description": "不动产单元代码 (GB/T 37346-2019); the first six digits are a known county code",
                     "examples": ["110105001001GB00001F00010001"]}),
 ]
 ResidentId = Annotated[
     str,
     AfterValidator(_pydantic(validate_resident_id, "resident ID")),
-    WithJsonSchema({"type": "string", "minLength": 18, "maxLength": 18, "pattern": r"^\d{17}[\dX]$",
+    WithJsonSchema({"type": "string", "minLength": 18, "maxLength": 18, "pattern": r"^[0-9]{17}[0-9X]$",
                     "description": "居民身份证号码 (GB 11643-1999), check character verified"}),
 ]
 Uscc = Annotated[
     str,
     AfterValidator(_pydantic(validate_uscc, "unified social credit code")),
     WithJsonSchema({"type": "string", "minLength": 18, "maxLength": 18,
-                    "pattern": r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$",
+                    "pattern": r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$",
                     "description": "统一社会信用代码 (GB 32100-2015), check character verified",
                     "examples": ["91350100M000100Y43"]}),
 ]
 CityCode = Annotated[
     str,
     AfterValidator(_pydantic(validate_city_code, "city code")),
-    WithJsonSchema({"type": "string", "pattern": r"^\d{6}$",
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]{6}$",
                     "description": "six-digit city-level division code, e.g. 110000 Beijing, 440300 Shenzhen",
                     "examples": ["440300"]}),
 ]

@@ -1,6 +1,6 @@
 """Partner formats <-> the canonical format, kept as data (``mappings/<name>.json``).
 
-A partner record names a mapping (``"mapping": "tax_gt3"``); ``canonical`` is the identity. This
+A partner record names a mapping (``"mapping": "city_tax"``); ``canonical`` is the identity. This
 module names no partner: everything partner-specific is in the mapping file, and only what JMESPath
 cannot say goes into an optional adapter module ``adapters/<name>.py``.
 
@@ -9,13 +9,14 @@ Mapping file
 ``mappings/<name>.json`` (``name`` matches ``^[a-z0-9_]+$`` and equals the file's stem)::
 
     {
-      "name": "tax_gt3",
+      "name": "city_tax",
       "kind": "tax",                      # partner kind it is written for; null = any kind
       "description": "...",
       "notes": ["..."],                   # optional, free text for people
-      "adapter": "tax_gt3",               # optional: adapters/tax_gt3.py
+      "adapter": "city_tax",              # optional: adapters/city_tax.py
       "tables": {"payer_role": {"0": "obligor", "1": "obligee"}},   # optional code tables
       "inbound":  {"tax.assessed": "<JMESPath over the native data -> canonical data>"},
+                                          # an expression may also be a list of lines, joined by "\\n"
       "outbound": {"tax.assessment_requested": "<JMESPath over canonical data -> native data>"},
       "samples": [{"direction": "inbound", "type": "tax.assessed",
                    "title": "...", "native": {...}, "canonical": {...}}]
@@ -540,8 +541,6 @@ class Mapping:
                 result = hook(event_type, copy.deepcopy(result))
             stage = "result"
             return _check_json_object(result)
-        except HubError:
-            raise
         except Exception as exc:  # noqa: BLE001 - every failure of the data is a 422, never a 5xx
             reason = _reason(exc)
             if not isinstance(exc, MappingDataError) and stage.startswith("adapter"):
@@ -640,8 +639,10 @@ def _walk(node: Any):
 
 
 def _compile(where: str, text: Any, tables: dict[str, Any]):
+    if isinstance(text, list) and text and all(isinstance(line, str) for line in text):
+        text = "\n".join(text)
     if not isinstance(text, str) or not text.strip():
-        raise MappingConfigError(f"{where}: the expression must be a non-empty string")
+        raise MappingConfigError(f"{where}: the expression must be a non-empty string (or list of lines)")
     try:
         compiled = jmespath.compile(text)
     except jmespath_exceptions.JMESPathError as exc:

@@ -147,9 +147,10 @@ def route(stored: StoredEvent, directory: PartnerDirectory | None = None) -> int
 def handle_stream_batch(event: dict[str, Any]) -> dict[str, Any]:
     """DynamoDB stream of the events table → route each newly inserted event (partial batch failures)."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecordEventName
 
     def on_record(record: Any) -> None:
-        if record.event_name.value != "INSERT":
+        if record.event_name is not DynamoDBRecordEventName.INSERT:  # TTL expiry shows up as REMOVE
             return
         image = record.raw_event["dynamodb"]["NewImage"]
         stored = StoredEvent.from_item(image)

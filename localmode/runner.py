@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN_PARTNERS = REPO / "localmode" / "dev-partners.json"
-STATE_FILE = REPO / ".hub" / "local.json"
+STATE_FILE = Path(os.environ.get("HUB_STATE_FILE") or REPO / ".hub" / "local.json")
 
 
 def _free_port() -> int:
@@ -62,8 +62,14 @@ def main() -> int:
     from chalicelib.settings import get_settings, reset_settings
 
     reset_settings()
+    builtin = not os.environ.get("HUB_PARTNERS")
     partners_path = os.environ.get("HUB_PARTNERS") or str(BUILTIN_PARTNERS)
     partners_file = PartnersFile.load(partners_path)
+    sink_port = int(os.environ.get("HUB_SINK_PORT", "8001"))
+    if builtin:
+        # The built-in partners all deliver to the development receiver, wherever it listens.
+        partners_file = partners_file.model_copy(update={"partners": [
+            p.model_copy(update={"endpoint": f"http://127.0.0.1:{sink_port}/{p.id}"}) for p in partners_file.partners]})
     partner_admin.seed_from_file(partners_file)
     _log(f"{len(partners_file.partners)} partners from {partners_path}")
 
@@ -76,10 +82,9 @@ def main() -> int:
     settings = get_settings()
     threads = []
     sink = None
-    if not os.environ.get("HUB_PARTNERS"):
+    if builtin:
         from localmode.dev_sink import make_server
 
-        sink_port = int(os.environ.get("HUB_SINK_PORT", "8001"))
         try:
             sink = make_server(sink_port, partners_file.hub.signing_secret)
             threads.append(drivers.start(sink.serve_forever))

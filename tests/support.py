@@ -51,6 +51,7 @@ class Receiver:
         self.requests: "queue.Queue[dict]" = queue.Queue()
         self.statuses: list[int] = []
         self.default_status = default_status
+        self.path_status: dict[str, int] = {}
         self.delay_s = 0.0
         receiver = self
 
@@ -60,7 +61,8 @@ class Receiver:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = receiver.statuses.pop(0) if receiver.statuses else receiver.default_status
+                status = (receiver.path_status.get(self.path) or
+                          (receiver.statuses.pop(0) if receiver.statuses else receiver.default_status))
                 receiver.requests.put({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                        "body": body.decode(), "status": status, "at": time.time()})
                 if receiver.delay_s:
@@ -105,3 +107,10 @@ def partners_doc(endpoint_base: str) -> dict:
 
 def secret_of(doc: dict, partner_id: str) -> str:
     return next(p for p in doc["partners"] if p["id"] == partner_id)["secrets"][0]
+
+
+def lambda_context(name: str):
+    """The Lambda context local mode gives handlers (what Powertools reads)."""
+    from localmode.drivers import LocalContext
+
+    return LocalContext(name)

@@ -1,0 +1,100 @@
+"""The IAM policy of the hub's Lambda functions, written by hand (Chalice's policy is replaced).
+
+Least privilege: every statement names its resources by Ref / Fn::GetAtt of `infra/resources.json`
+or by an ARN pattern built with ${AWS::Partition} (China regions are `aws-cn`). The only "*" is
+dynamodb:ListStreams, which IAM does not scope to a resource.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from infra.fragment import resources_of_type
+
+TABLES = ("EventsTable", "DeliveriesTable", "PartnersTable")
+EVENTS_TABLE = "EventsTable"
+PARTNERS_TABLE = "PartnersTable"
+QUEUE = "DeliveryQueue"
+BUCKET = "DocumentsBucket"
+HUB_SECRET = "HubSigningSecret"
+# chalicelib.settings: HUB_PARTNER_SECRET_PREFIX defaults to "hub/partners/".
+PARTNER_SECRETS = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:hub/partners/*"
+# SAM names a function without FunctionName "<stack>-<LogicalId>-<suffix>"; its log group follows.
+LOG_GROUPS = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/${AWS::StackName}-*"
+
+POLICY_NAME = "HubFunctionPolicy"
+
+
+def _arn(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def hub_policy_document(fragment: dict[str, Any]) -> dict[str, Any]:
+    tables = resources_of_type(fragment, "AWS::DynamoDB::Table")
+    missing = [lid for lid in (*TABLES, QUEUE, BUCKET, HUB_SECRET) if lid not in fragment["Resources"]]
+    if missing:
+        raise KeyError(f"policy refers to resources missing from resources.json: {missing}")
+    indexes = [
+        {"Fn::Sub": f"${{{lid}.Arn}}/index/{gsi['IndexName']}"}
+        for lid in TABLES
+        for gsi in tables[lid]["Properties"].get("GlobalSecondaryIndexes", [])
+    ]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "HubTables",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+                       "dynamodb:ConditionCheckItem"],
+            "Resource": [_arn(lid) for lid in TABLES],
+        },
+    ]
+    if indexes:
+        statements.append({"Sid": "HubTableIndexes", "Effect": "Allow", "Action": ["dynamodb:Query"],
+                           "Resource": indexes})
+    statements += [
+        {
+            # chalicelib.partners loads the whole (small) partners table with a paginated Scan.
+            "Sid": "PartnersTableScan",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Scan"],
+            "Resource": [_arn(PARTNERS_TABLE)],
+        },
+        {
+            "Sid": "EventsStreamRead",
+            "Effect": "Allow",
+            "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            "Resource": [{"Fn::GetAtt": [EVENTS_TABLE, "StreamArn"]}],
+        },
+        {
+            # Lambda's stream event source mapping calls ListStreams; IAM has no resource for it.
+            "Sid": "StreamsList",
+            "Effect": "Allow",
+            "Action": ["dynamodb:ListStreams"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "DeliveryQueue",
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                       "sqs:ChangeMessageVisibility"],
+            "Resource": [_arn(QUEUE)],
+        },
+        {
+            "Sid": "DocumentsBucketObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [{"Fn::Sub": f"${{{BUCKET}.Arn}}/*"}],
+        },
+        {
+            "Sid": "HubSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": [{"Ref": HUB_SECRET}, {"Fn::Sub": PARTNER_SECRETS}],
+        },
+        {
+            "Sid": "FunctionLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [{"Fn::Sub": LOG_GROUPS}, {"Fn::Sub": LOG_GROUPS + ":*"}],
+        },
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
