@@ -48,6 +48,16 @@ class PartnerRecord(BaseModel):
             raise ValueError("`utility` is required for kind utility and only for it")
         return self
 
+    @model_validator(mode="after")
+    def _mapping_exists_for_kind(self) -> "PartnerRecord":
+        # A partner that names a missing or foreign mapping is a configuration error, found when the
+        # record is loaded or added, not when its first event arrives.
+        from chalicelib.mapping import load_mapping
+
+        if not load_mapping(self.mapping).accepts_kind(self.kind):
+            raise ValueError(f"mapping {self.mapping} is not for partners of kind {self.kind}")
+        return self
+
 
 class HubBlock(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -175,6 +175,16 @@ def test_make_run_alone_gives_a_working_hub_and_stops_on_ctrl_c(tmp_path):
             time.sleep(0.2)
         assert seen and seen[0]["partner_id"] == "sz-tax" and seen[0]["verified"] is True
         assert seen[0]["type"] == "tax.assessment_requested"
+
+        # The README's paste-able signed request works as written.
+        readme = (REPO / "README.md").read_text()
+        block = readme.split("<!-- readme-example:start -->")[1].split("<!-- readme-example:end -->")[0]
+        script = block.split("```sh", 1)[1].rsplit("```", 1)[0]
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO, capture_output=True, text=True,
+                              timeout=60, env={**hub.env, "HUB_PORT": str(hub.port)})
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        assert answer["status"] == "accepted" and answer["event_id"].startswith("evt_"), answer
     finally:
         assert hub.stop(signal.SIGINT) == 0
     assert "stopped" in hub.log.read_text()

@@ -258,3 +258,11 @@ def test_catalog_served_from_the_zip(unzipped):
     assert body["event_types"], body
     types = json.dumps(body["event_types"])
     assert re.search(r"[a-z_]+\.[a-z_]+", types), body
+
+
+def test_queue_outlasts_the_delivery_function(template):
+    """A batch of 10 deliveries may take 10 x 15 s; the queue must not hand it out again meanwhile."""
+    resources = template["Resources"]
+    deliver = resources["Deliver"]["Properties"]
+    assert deliver["Timeout"] >= 10 * 15
+    assert resources["DeliveryQueue"]["Properties"]["VisibilityTimeout"] >= deliver["Timeout"]
