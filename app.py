@@ -22,6 +22,18 @@ _INBOUND_CONTENT_TYPES = ["application/json", "text/plain", "application/octet-s
                           "application/x-www-form-urlencoded", "application/xml", "text/xml"]
 
 
+@app.middleware("http")
+def contract_errors(event, get_response):
+    """Chalice refuses an unlisted content type with its own 415 body; partners get the contract's."""
+    response = get_response(event)
+    if response.status_code == 415:
+        from chalicelib.errors import HubError
+
+        refused = HubError(400, "unsupported_media_type", "The body must be JSON (content-type application/json).")
+        return _json(refused.status, refused.body())
+    return response
+
+
 def _json(status: int, body: dict) -> Response:
     return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from chalicelib.models.kinds import PARTNER_KINDS, UTILITY_TYPES
+
 LOCAL_STATE = Path(os.environ.get("HUB_STATE_FILE") or Path(__file__).resolve().parent / ".hub" / "local.json")
 
 
@@ -137,12 +139,11 @@ def parser() -> argparse.ArgumentParser:
     partners.add_parser("list", help="list partners (no secrets)").set_defaults(func=cmd_partners_list)
     add = partners.add_parser("add", help="add a partner; prints its new secret once")
     add.add_argument("--id", required=True)
-    add.add_argument("--kind", required=True, choices=["registry", "tax", "fiscal", "payment", "bank", "utility",
-                                                        "notary", "court", "city_office"])
+    add.add_argument("--kind", required=True, choices=PARTNER_KINDS)
     add.add_argument("--city", required=True, help="six-digit city code, e.g. 440300")
     add.add_argument("--endpoint", required=True, help="where the hub delivers to this partner")
     add.add_argument("--mapping", default="canonical", help="mapping file under mappings/ (default: canonical)")
-    add.add_argument("--utility", choices=["water", "electricity", "gas", "heat", "internet", "cable_tv"])
+    add.add_argument("--utility", choices=UTILITY_TYPES)
     add.add_argument("--replace", action="store_true", help="overwrite an existing partner")
     add.set_defaults(func=cmd_partners_add)
     rotate = partners.add_parser("rotate-secret", help="add a new secret; the old one keeps verifying")

@@ -6,7 +6,12 @@ Log lines carry ids, types, partner ids, counts and hashes, never event data.
 """
 from __future__ import annotations
 
+import warnings
+
 from aws_lambda_powertools import Logger, Metrics
+
+# Invocations that add no metric (a health check) are normal here, not worth a warning each.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service="hub-core", utc=True)
 metrics = Metrics(namespace="RegistrationHub", service="hub-core")

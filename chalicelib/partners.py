@@ -16,9 +16,10 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chalicelib import signatures
+from chalicelib.models.kinds import PARTNER_KINDS, UTILITY_TYPES
 
-PartnerKind = Literal["registry", "tax", "fiscal", "payment", "bank", "utility", "notary", "court", "city_office"]
-UtilityType = Literal["water", "electricity", "gas", "heat", "internet", "cable_tv"]
+PartnerKind = Literal[PARTNER_KINDS]  # type: ignore[valid-type]
+UtilityType = Literal[UTILITY_TYPES]  # type: ignore[valid-type]
 PARTNER_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
 

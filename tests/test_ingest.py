@@ -308,3 +308,15 @@ def test_health_and_catalog_are_public(hub):
     assert hub.http.get("/health").status_code == 200
     catalog = json.loads(hub.http.get("/v1/catalog").body)
     assert {"application.submitted", "tax.assessment_requested"} <= {e["type"] for e in catalog["event_types"]}
+
+
+def test_a_content_type_other_than_json_is_a_contract_400(hub, partners):
+    body = envelope("application.submitted", application())
+    headers = {**sign_request(secret_of(partners, "sz-registry"), body), "content-type": "image/png"}
+    assert_error(post(hub, "sz-registry", body, headers), 400, "unsupported_media_type")
+
+
+def test_json_with_a_charset_parameter_is_accepted(hub, partners):
+    body = envelope("application.submitted", application())
+    headers = {**sign_request(secret_of(partners, "sz-registry"), body), "content-type": "application/json; charset=utf-8"}
+    assert post(hub, "sz-registry", body, headers)[0] == 202
