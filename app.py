@@ -15,6 +15,8 @@ app.register_middleware(ConvertToMiddleware(metrics.log_metrics(raise_on_empty_m
 # table's real stream ARN in the deployable template.
 EVENTS_STREAM_ARN = "arn:aws:dynamodb:cn-north-1:000000000000:table/hub-events/stream/from-template"
 DELIVERY_QUEUE = "hub-deliveries"
+# Likewise a literal bucket name; `infra/template.py` points the rule at the template's bucket.
+DOCUMENTS_BUCKET = "hub-documents"
 
 # API Gateway answers 415 for a content type a route does not list; the contract wants a body that
 # is not JSON to be judged by the hub (400), so the inbound route lists the usual ones.
@@ -60,6 +62,21 @@ def receive_event(partner_id):
     return _json(*http.receive_event(partner_id, request.headers, request.raw_body or b""))
 
 
+@app.route("/v1/partners/{partner_id}/documents", methods=["POST"], content_types=_INBOUND_CONTENT_TYPES)
+def request_document_upload(partner_id):
+    from chalicelib import documents
+
+    request = app.current_request
+    return _json(*documents.answer_upload_request(partner_id, request.headers, request.raw_body or b""))
+
+
+@app.route("/v1/cases/{case_id}", methods=["GET"])
+def read_case(case_id):
+    from chalicelib import http
+
+    return _json(*http.read_case(case_id, app.current_request.headers))
+
+
 @app.on_dynamodb_record(stream_arn=EVENTS_STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
 def route_accepted(event):
     from chalicelib import routing
@@ -74,8 +91,18 @@ def deliver(event):
     return delivery.handle_queue_batch(event.to_dict())
 
 
+# `chalice package` cannot package @app.on_s3_event; S3 → EventBridge → this rule does the same.
+@app.on_cw_event({"source": ["aws.s3"], "detail-type": ["Object Created"],
+                  "detail": {"bucket": {"name": [DOCUMENTS_BUCKET]}, "object": {"key": [{"prefix": "documents/"}]}}},
+                 name="verify_document")
+def verify_document(event):
+    from chalicelib import documents
+
+    return documents.handle_s3_event(event.to_dict())
+
+
 @app.schedule("rate(1 minute)")
 def sweep(event):
-    from chalicelib import delivery
+    from chalicelib import delivery, flows
 
-    return delivery.sweep()
+    return {**delivery.sweep(), **flows.sweep()}

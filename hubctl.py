@@ -81,7 +81,12 @@ def cmd_partners_rotate(args) -> int:
 def cmd_partners_finish(args) -> int:
     from chalicelib import partner_admin
 
-    _print({"partner_id": args.id, "secrets_dropped": partner_admin.finish_rotation(args.id)})
+    try:
+        dropped = partner_admin.finish_rotation(args.id)
+    except KeyError:
+        print(f"no partner {args.id}", file=sys.stderr)
+        return 1
+    _print({"partner_id": args.id, "secrets_dropped": dropped})
     return 0
 
 
@@ -130,6 +135,28 @@ def cmd_delivery_show(args) -> int:
     return 0
 
 
+def cmd_case_show(args) -> int:
+    from chalicelib import cases
+    from chalicelib.flows import transfer
+    from chalicelib.reads import _view
+
+    found = cases.find(args.case_id)
+    if not found:
+        print(f"no case {args.case_id}", file=sys.stderr)
+        return 1
+    _print([_view(case, transfer.stage(case.doc)) for case in found])
+    return 0
+
+
+def cmd_list(list_key: str):
+    def run(args) -> int:
+        from chalicelib import cases
+
+        _print(cases.listed(list_key, limit=args.limit))
+        return 0
+    return run
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hubctl", description="Operate the registration hub: partners, secrets, "
                                 "deliveries and dead letters.")
@@ -171,6 +198,16 @@ def parser() -> argparse.ArgumentParser:
     show = deliveries.add_parser("show", help="show a delivery (without its body)")
     show.add_argument("delivery_id")
     show.set_defaults(func=cmd_delivery_show)
+    case_group = groups.add_parser("cases", help="application cases").add_subparsers(dest="action", required=True)
+    show_case = case_group.add_parser("show", help="a case: stage, orders, holds, risks, timeline (no personal data)")
+    show_case.add_argument("case_id")
+    show_case.set_defaults(func=cmd_case_show)
+    for name, key, text in (("holds", "hold:open", "payments and clearances held for review"),
+                            ("risks", "risk:open", "cases that did not close their loop")):
+        group = groups.add_parser(name, help=text).add_subparsers(dest="action", required=True)
+        listing = group.add_parser("list", help=f"list open {name}")
+        listing.add_argument("--limit", type=int, default=1000)
+        listing.set_defaults(func=cmd_list(key))
     return p
 
 

@@ -181,18 +181,47 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(os.urandom(32)).decode()
 
 
-def partners_doc(endpoint_base: str) -> dict:
-    """Registries and tax bureaus of Shenzhen (440300) and Beijing (110000)."""
-    def p(pid: str, kind: str, city: str, mapping: str = "canonical") -> dict:
-        return {"id": pid, "kind": kind, "city": city, "secrets": [new_secret()], "mapping": mapping,
-                "endpoint": f"{endpoint_base}/{pid}"}
+GZ_CITY = "440100"
+REQUIRED_PARTNERS = ("sz-registry", "bj-registry", "sz-tax", "bj-tax")
 
-    return {"hub": {"signing_secret": new_secret()}, "partners": [
-        p("sz-registry", "registry", "440300"),
-        p("bj-registry", "registry", "110000"),
-        p("sz-tax", "tax", "440300", mapping="tax_gt3"),
-        p("bj-tax", "tax", "110000"),
-    ]}
+
+def _own_partners(endpoint_base: str) -> list[dict]:
+    def p(pid: str, kind: str, city: str, mapping: str = "canonical", **extra: str) -> dict:
+        return {"id": pid, "kind": kind, "city": city, "secrets": [new_secret()], "mapping": mapping,
+                "endpoint": f"{endpoint_base}/{pid}", **extra}
+
+    return [p("sz-registry", "registry", "440300"), p("sz-tax", "tax", "440300", mapping="tax_gt3"),
+            p("sz-fiscal", "fiscal", "440300"), p("bj-registry", "registry", "110000"),
+            p("bj-tax", "tax", "110000"), p("bj-fiscal", "fiscal", "110000")]
+
+
+def partners_doc(endpoint_base: str, every_kind_in_guangzhou: bool = False) -> tuple[dict, str]:
+    """The partners the functional and end-to-end tests use (tests/support.py: registries, tax bureaus,
+    fiscal and payment partners of Shenzhen and Beijing, kept in step with the hub's door rules), or a
+    minimal set of our own if that is unavailable. Optionally one canonical partner of every kind in
+    Guangzhou (`gz-<kind>`): senders for types that touch no Shenzhen or Beijing case.
+    Returns (document, where the partners came from)."""
+    try:
+        from tests.support import partners_doc as tests_partners_doc
+
+        doc = tests_partners_doc(endpoint_base)
+        source = "tests/support.py partners_doc"
+        if not set(REQUIRED_PARTNERS) <= {p["id"] for p in doc["partners"]}:
+            raise ImportError("required partners missing")
+    except Exception:
+        doc = {"hub": {"signing_secret": new_secret()}, "partners": _own_partners(endpoint_base)}
+        source = "bench/common.py minimal set"
+    if every_kind_in_guangzhou:
+        from chalicelib.models import PARTNER_KINDS
+
+        taken = {p["id"] for p in doc["partners"]}
+        for kind in PARTNER_KINDS:
+            pid = f"gz-{kind.replace('_', '-')}"
+            if pid not in taken:
+                doc["partners"].append({"id": pid, "kind": kind, "city": GZ_CITY, "secrets": [new_secret()],
+                                        "mapping": "canonical", "endpoint": f"{endpoint_base}/{pid}",
+                                        **({"utility": "water"} if kind == "utility" else {})})
+    return doc, source
 
 
 def secret_of(doc: dict, partner_id: str) -> str:
@@ -271,7 +300,8 @@ class LocalHub:
 class Stack:
     """moto server + receiver + local mode, torn down in reverse order whatever happens."""
 
-    def __init__(self, recorder: bool = False, extra_env: dict[str, str] | None = None):
+    def __init__(self, recorder: bool = False, extra_env: dict[str, str] | None = None,
+                 every_kind_in_guangzhou: bool = False):
         self._tmp = tempfile.TemporaryDirectory(prefix="hub-bench-")
         self.workdir = Path(self._tmp.name)
         self.recorder_file = self.workdir / "moto_recording.jsonl" if recorder else None
@@ -279,7 +309,8 @@ class Stack:
         try:
             self.moto = MotoServer(self.workdir, self.recorder_file)
             self.receiver = Receiver()
-            self.doc = partners_doc(f"http://127.0.0.1:{self.receiver.port}")
+            self.doc, self.partners_source = partners_doc(f"http://127.0.0.1:{self.receiver.port}",
+                                                          every_kind_in_guangzhou)
             partners_file = self.workdir / "partners.json"
             partners_file.write_text(json.dumps(self.doc))
             started = time.monotonic()
@@ -345,10 +376,23 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def code_state() -> dict[str, Any]:
+    """Which code was measured: the commit, and files changed since it (outside bench/)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.rstrip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if not line[3:].startswith("bench/")]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted_files_outside_bench": len(dirty),
+            "uncommitted_sample": dirty[:20]}
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     result = {"benchmark": name, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine(), **result}
+              "machine": machine(), "code": code_state(), **result}
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
     return path

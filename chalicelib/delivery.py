@@ -90,14 +90,18 @@ def schedule(delivery_id: str, event_id: str, route: str, partner_id: str, event
     return True
 
 
-def record_unroutable(stored: Any, route: str, event_type: str, reason: str, partner_id: str = "",
-                      delivery_id: str | None = None) -> None:
+def record_unroutable(stored: Any, route: str, event_type: str, reason: str) -> None:
     """An event that routing could not turn into a delivery becomes a dead letter operators can see."""
     from chalicelib import ids
 
+    record_unroutable_id(ids.delivery_id(stored.event_id, route, "unroutable"), stored.event_id, route, event_type,
+                         reason)
+
+
+def record_unroutable_id(delivery_id: str, event_id: str, route: str, event_type: str, reason: str,
+                         partner_id: str = "-") -> None:
     now = time.time()
-    delivery_id = delivery_id or ids.delivery_id(stored.event_id, route, "unroutable")
-    item = _new_item(delivery_id, stored.event_id, route, partner_id or "-", event_type, "", now)
+    item = _new_item(delivery_id, event_id, route, partner_id, event_type, "", now)
     item.update({"state": {"S": "dead"}, "state_key": {"S": "dead"}, "last_error": {"S": reason[:500]},
                  "dead_at": {"N": repr(now)}, "replayable": {"BOOL": False}})
     try:
@@ -106,7 +110,7 @@ def record_unroutable(stored: Any, route: str, event_type: str, reason: str, par
     except Exception as exc:
         if not aws.is_conditional_check_failure(exc):
             raise
-    logger.error("event could not be routed", extra={"event_id": stored.event_id, "route": route, "reason": reason})
+    logger.error("event could not be routed", extra={"event_id": event_id, "route": route, "reason": reason})
     metrics.add_metric(name="Unroutable", unit="Count", value=1)
 
 

@@ -31,3 +31,16 @@ def receive_event(partner_id: str, headers: Mapping[str, str], raw_body: bytes) 
         logger.exception("event intake failed")
         metrics.add_metric(name="IntakeErrors", unit="Count", value=1)
         return 503, HubError(503, "temporarily_unavailable", "The hub could not store the event; retry later.").body()
+
+
+def read_case(case_id: str, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+    from chalicelib import reads
+
+    try:
+        partner = reads.authenticate(headers, "GET", f"/v1/cases/{case_id}")
+        return 200, reads.case_view(case_id, partner)
+    except HubError as exc:
+        return exc.status, exc.body()
+    except Exception:
+        logger.exception("case read failed")
+        return 503, HubError(503, "temporarily_unavailable", "The hub could not answer; retry later.").body()

@@ -56,7 +56,8 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def parse_envelope(text: str) -> Envelope:
+def parse_json(text: str) -> Any:
+    """A partner's JSON body, or 400: not JSON, a repeated key, or nested deeper than the limit."""
     try:
         parsed = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except RecursionError:
@@ -65,14 +66,20 @@ def parse_envelope(text: str) -> Envelope:
         raise HubError(400, "invalid_json", "The body is not JSON.") from None
     if _depth_exceeds(parsed, MAX_JSON_DEPTH):
         raise HubError(400, "json_too_deep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels.")
+    return parsed
+
+
+def parse_envelope(text: str) -> Envelope:
+    parsed = parse_json(text)
     if not isinstance(parsed, dict):
         raise HubError(400, "invalid_envelope", "The body must be a JSON object {type, timestamp, data}.")
     try:
         return Envelope.model_validate(parsed)
     except ValidationError as exc:
-        details = [{"field": ".".join(str(p) for p in err["loc"]) or "body", "code": err["type"],
-                    "message": err["msg"]} for err in exc.errors(include_input=False, include_url=False)]
-        raise HubError(400, "invalid_envelope", "The body must be {type, timestamp, data}.", details) from None
+        from chalicelib.models import error_details
+
+        raise HubError(400, "invalid_envelope", "The body must be {type, timestamp, data}.",
+                       error_details(exc, prefix="")) from None
 
 
 def _duplicate_answer(stored: event_store.StoredEvent) -> tuple[int, dict[str, Any]]:
@@ -129,7 +136,7 @@ def accept(partner_id: str, headers: Mapping[str, str], raw_body: bytes, now: fl
 
 def _admit(partner: Partner, text: str, now: float) -> tuple[Envelope, dict[str, Any]]:
     """Everything between a verified signature and the write: 400, 403 or 422, or the canonical data."""
-    from chalicelib import mapping, models, routing
+    from chalicelib import flows, mapping, models, routing
 
     envelope = parse_envelope(text)
     if envelope.type not in models.inbound_types_for_kind(partner.kind):
@@ -143,4 +150,5 @@ def _admit(partner: Partner, text: str, now: float) -> tuple[Envelope, dict[str,
     model = models.validate_data(envelope.type, canonical)
     data = model.model_dump(mode="json", exclude_none=True)
     routing.check_admissible(partner, envelope.type, data)
+    flows.door_check(partner, envelope.type, data)
     return envelope, data

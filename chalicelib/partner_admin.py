@@ -80,6 +80,8 @@ def rotate_secret(partner_id: str) -> str:
 
 def finish_rotation(partner_id: str) -> int:
     """Keep only the newest secret. Returns how many old secrets were dropped."""
+    if get_partner(partner_id) is None:
+        raise KeyError(partner_id)
     secrets = _partner_secrets(partner_id)
     _put_secret(get_settings().partner_secret_prefix + partner_id, json.dumps({"secrets": secrets[:1]}))
     return len(secrets) - 1

@@ -26,7 +26,8 @@ PARTNER_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 class PartnerRecord(BaseModel):
     """One partner as the partners file and the registry table describe it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a refused secret must not be printed back in the validation error.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     id: str = Field(pattern=PARTNER_ID_PATTERN)
     kind: PartnerKind
@@ -61,7 +62,7 @@ class PartnerRecord(BaseModel):
 
 
 class HubBlock(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     signing_secret: str
 
     @field_validator("signing_secret")
@@ -71,7 +72,7 @@ class HubBlock(BaseModel):
 
 
 class PartnersFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     comment: Optional[str] = Field(default=None, alias="_comment")
     hub: HubBlock
     partners: list[PartnerRecord]

@@ -103,9 +103,36 @@ def check_admissible(partner: Partner, event_type: str, data: dict[str, Any]) ->
                              "message": f"no {route.to.kind} partner serves this"}])
 
 
+def emit(source_event_id: str, purpose: str, event_type: str, canonical: dict[str, Any], targets: list[Partner],
+         case_ref: tuple[str, str] | None = None) -> int:
+    """Send one canonical outbound event to each target, in the target's own format.
+
+    The only way anything leaves the hub. Delivery ids come from (source event, purpose, target), so
+    running this again for the same source event writes nothing new.
+    """
+    from chalicelib import cases, delivery, mapping
+
+    scheduled = 0
+    for target in targets:
+        delivery_id = ids.delivery_id(source_event_id, purpose, target.id)
+        try:
+            native = mapping.load_mapping(target.mapping).to_native(event_type, canonical)
+        except HubError as exc:
+            delivery.record_unroutable_id(delivery_id, source_event_id, purpose, event_type,
+                                          f"mapping failed: {exc.code}", partner_id=target.id)
+            continue
+        body = json.dumps({"type": event_type, "timestamp": datetime.now(timezone.utc).isoformat(), "data": native},
+                          ensure_ascii=False, separators=(",", ":"))
+        delivery.schedule(delivery_id, source_event_id, purpose, target.id, event_type, body)
+        if case_ref:
+            cases.note(case_ref[0], case_ref[1], "out", event_type, delivery_id, target.id)
+        scheduled += 1
+    return scheduled
+
+
 def route(stored: StoredEvent, directory: PartnerDirectory | None = None) -> int:
-    """Schedule every delivery an accepted event makes. Safe to run twice: ids are deterministic."""
-    from chalicelib import delivery, mapping, models
+    """Schedule every delivery the static routes make for an accepted event."""
+    from chalicelib import delivery, models
 
     directory = directory or get_directory()
     sender = directory.get(stored.partner_id)
@@ -114,6 +141,8 @@ def route(stored: StoredEvent, directory: PartnerDirectory | None = None) -> int
         "partner_kind": sender.kind if sender else None, "partner_city": sender.city if sender else None,
         "received_at": datetime.fromtimestamp(stored.received_at, tz=timezone.utc).isoformat(),
     }}
+    case_ref = (stored.data["case_id"], stored.data["unit_code"]) \
+        if "case_id" in stored.data and "unit_code" in stored.data else None
     scheduled = 0
     for compiled in routes_by_type().get(stored.type, ()):
         route_ = compiled.route
@@ -123,22 +152,11 @@ def route(stored: StoredEvent, directory: PartnerDirectory | None = None) -> int
             continue
         try:
             outbound = models.validate_data(route_.emit, compiled.expression.search(context), direction="outbound")
-            canonical = outbound.model_dump(mode="json", exclude_none=True)
         except HubError as exc:
             delivery.record_unroutable(stored, route_.name, route_.emit, f"outbound data invalid: {exc.code}")
             continue
-        for target in targets:
-            delivery_id = ids.delivery_id(stored.event_id, route_.name, target.id)
-            try:
-                native = mapping.load_mapping(target.mapping).to_native(route_.emit, canonical)
-            except HubError as exc:
-                delivery.record_unroutable(stored, route_.name, route_.emit, f"mapping failed: {exc.code}",
-                                           partner_id=target.id, delivery_id=delivery_id)
-                continue
-            body = json.dumps({"type": route_.emit, "timestamp": datetime.now(timezone.utc).isoformat(),
-                               "data": native}, ensure_ascii=False, separators=(",", ":"))
-            delivery.schedule(delivery_id, stored.event_id, route_.name, target.id, route_.emit, body)
-            scheduled += 1
+        scheduled += emit(stored.event_id, route_.name, route_.emit, outbound.model_dump(mode="json", exclude_none=True),
+                          targets, case_ref)
     metrics.add_metric(name="DeliveriesScheduled", unit="Count", value=scheduled)
     logger.info("event routed", extra={"event_id": stored.event_id, "event_type": stored.type, "deliveries": scheduled})
     return scheduled
@@ -149,6 +167,8 @@ def handle_stream_batch(event: dict[str, Any]) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecordEventName
 
+    from chalicelib import flows
+
     def on_record(record: Any) -> None:
         if record.event_name is not DynamoDBRecordEventName.INSERT:  # TTL expiry shows up as REMOVE
             return
@@ -156,6 +176,7 @@ def handle_stream_batch(event: dict[str, Any]) -> dict[str, Any]:
         stored = StoredEvent.from_item(image)
         logger.set_correlation_id(stored.event_id)
         route(stored)
+        flows.handle(stored)
 
     return process_partial_response(event=event, record_handler=on_record,
                                     processor=BatchProcessor(event_type=EventType.DynamoDBStreams))

@@ -22,6 +22,8 @@ class Settings:
     events_table: str
     deliveries_table: str
     partners_table: str
+    cases_table: str
+    documents_table: str
     delivery_queue: str
     delivery_queue_url: str | None
     documents_bucket: str
@@ -46,6 +48,8 @@ class Settings:
             events_table=e.get("HUB_EVENTS_TABLE", "hub-events"),
             deliveries_table=e.get("HUB_DELIVERIES_TABLE", "hub-deliveries"),
             partners_table=e.get("HUB_PARTNERS_TABLE", "hub-partners"),
+            cases_table=e.get("HUB_CASES_TABLE", "hub-cases"),
+            documents_table=e.get("HUB_DOCUMENTS_TABLE", "hub-documents"),
             delivery_queue=e.get("HUB_DELIVERY_QUEUE", "hub-deliveries"),
             delivery_queue_url=e.get("HUB_DELIVERY_QUEUE_URL") or None,
             documents_bucket=e.get("HUB_DOCUMENTS_BUCKET", "hub-documents"),

@@ -395,7 +395,7 @@ def _ensure_queue(ctx: _Context, logical_id: str, name: str, props: dict[str, An
 # AWS::S3::Bucket
 
 _BUCKET_PROPS = {"BucketName", "PublicAccessBlockConfiguration", "BucketEncryption", "VersioningConfiguration",
-                 "OwnershipControls", "LifecycleConfiguration", "Tags"}
+                 "OwnershipControls", "LifecycleConfiguration", "Tags", "NotificationConfiguration"}
 _RULE_KEYS = {"Id", "Status", "Prefix", "ExpirationInDays", "ExpirationDate", "AbortIncompleteMultipartUpload",
               "NoncurrentVersionExpirationInDays", "NoncurrentVersionExpiration"}
 
@@ -467,6 +467,13 @@ def _ensure_bucket(ctx: _Context, logical_id: str, name: str, props: dict[str, A
                                "ServerSideEncryptionConfigurationNotFoundError")
         if not _contains(current, wanted):
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=wanted)
+
+    if exists is None and props.get("NotificationConfiguration", {}).get("EventBridgeConfiguration", {}).get(
+            "EventBridgeEnabled"):
+        # Object-created events go to EventBridge in AWS; local mode's upload driver plays that part.
+        # moto accepts this but never reports it back, so it is written once, when the bucket is made.
+        s3.put_bucket_notification_configuration(Bucket=name,
+                                                 NotificationConfiguration={"EventBridgeConfiguration": {}})
 
     if "VersioningConfiguration" in props:
         wanted_status = props["VersioningConfiguration"]["Status"]

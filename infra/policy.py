@@ -10,7 +10,7 @@ from typing import Any
 
 from infra.fragment import resources_of_type
 
-TABLES = ("EventsTable", "DeliveriesTable", "PartnersTable")
+TABLES = ("EventsTable", "DeliveriesTable", "PartnersTable", "CasesTable", "DocumentsTable")
 EVENTS_TABLE = "EventsTable"
 PARTNERS_TABLE = "PartnersTable"
 QUEUE = "DeliveryQueue"
@@ -81,8 +81,16 @@ def hub_policy_document(fragment: dict[str, Any]) -> dict[str, Any]:
         {
             "Sid": "DocumentsBucketObjects",
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject",
+                       "s3:DeleteObjectVersion"],
             "Resource": [{"Fn::Sub": f"${{{BUCKET}.Arn}}/*"}],
+        },
+        {
+            # Without ListBucket a missing object answers 403 instead of 404.
+            "Sid": "DocumentsBucketList",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [_arn(BUCKET)],
         },
         {
             "Sid": "HubSecrets",

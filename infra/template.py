@@ -57,6 +57,15 @@ def _wire_queue(props: dict[str, Any], fragment: dict[str, Any]) -> None:
     props["FunctionResponseTypes"] = list(BATCH_ITEM_FAILURES)
 
 
+def _wire_bucket_events(props: dict[str, Any], fragment: dict[str, Any]) -> None:
+    """Chalice takes a literal bucket name in the EventBridge pattern; point it at the bucket of the template."""
+    pattern = props.get("Pattern") or {}
+    names = ((pattern.get("detail") or {}).get("bucket") or {}).get("name")
+    if pattern.get("source") != ["aws.s3"] or not isinstance(names, list) or len(names) != 1:
+        raise ValueError(f"unrecognised EventBridge pattern: {pattern!r}")
+    pattern["detail"]["bucket"]["name"] = [{"Ref": find_by_name(fragment, "AWS::S3::Bucket", names[0])}]
+
+
 def _output_name(env_var: str) -> str:
     return "".join(part.capitalize() for part in env_var.split("_"))
 
@@ -95,6 +104,8 @@ def build_template(sam: dict[str, Any], fragment: dict[str, Any] | None = None, 
                 _wire_stream(event["Properties"], fragment, stream_placeholder)
             elif kind == "SQS":
                 _wire_queue(event["Properties"], fragment)
+            elif kind == "CloudWatchEvent":
+                _wire_bucket_events(event["Properties"], fragment)
             elif kind not in ("Schedule", "Api"):
                 raise ValueError(f"{logical_id}.{name}: event source type {kind} is not handled by infra/template.py")
 

@@ -4,6 +4,7 @@ SIGINT or SIGTERM stops everything it started.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -100,6 +101,10 @@ def main() -> int:
                                  os.environ["HUB_EVENTS_STREAM_ARN"], region))
     for _ in range(drivers.queue_workers()):
         threads.append(drivers.start(drivers.drive_queue, stop, app_module.deliver, queue_url, queue_arn, region))
+    from localmode import s3_events
+
+    threads.append(drivers.start(functools.partial(s3_events.drive_uploads, shape="eventbridge"), stop,
+                                 app_module.verify_document, settings.documents_bucket, region))
     threads.append(drivers.start(drivers.drive_schedule, stop, app_module.sweep,
                                  float(os.environ.get("HUB_SWEEP_INTERVAL", "60")), region))
 

@@ -49,6 +49,7 @@ class Receiver:
 
     def __init__(self, default_status: int = 200):
         self.requests: "queue.Queue[dict]" = queue.Queue()
+        self.others: list[dict] = []  # requests a test set aside while waiting for another
         self.statuses: list[int] = []
         self.default_status = default_status
         self.path_status: dict[str, int] = {}
@@ -97,8 +98,11 @@ def partners_doc(endpoint_base: str) -> dict:
     return {"hub": {"signing_secret": new_secret()}, "partners": [
         p("sz-registry", "registry", "440300"),
         p("sz-tax", "tax", "440300", mapping="tax_gt3"),
+        p("sz-fiscal", "fiscal", "440300"),
         p("bj-registry", "registry", "110000"),
         p("bj-tax", "tax", "110000"),
+        p("bj-fiscal", "fiscal", "110000"),
+        p("bj-pay", "payment", "110000"),
         p("sz-ccb-govpay", "payment", "440300", mapping="bank_govpay"),
         p("sz-water", "utility", "440300", utility="water"),
         p("gz-registry", "registry", "440100"),

@@ -155,6 +155,8 @@ _OUT: list[tuple[str, tuple[str, ...], str, str]] = [
      "One combined order (税费同缴): a tax group and a non-tax group of sub-orders, each to its own receiver."),
     ("application.requested", ("registry",), "registry_events:ApplicationRequested",
      "An application filed with the registry on behalf of a notary or a bank (incl. 带押过户 packages)."),
+    ("nontax.receipt_shared", ("registry",), "money_events:NontaxReceiptIssued",
+     "The e-receipt of a paid non-tax bill, passed to the registry: the payer's channel."),
     ("case.ready_to_book", ("registry",), "registry_events:CaseReadyToBook",
      "Taxes cleared, fees and taxes paid and split: the case may be booked; restriction flags to look at."),
     ("seizure.forwarded", ("registry",), "court_events:SeizureForwarded",
@@ -260,11 +262,15 @@ def error_details(exc: ValidationError, prefix: str = "data") -> list[dict[str, 
     details: list[dict[str, str]] = []
     for error in exc.errors(include_url=False, include_context=True, include_input=True):
         loc = [str(part) for part in error.get("loc", ())]
+        if error["type"] == "extra_forbidden" and loc:
+            # The name of an unknown key is the sender's text (it may be an ID number): never echo it.
+            loc[-1] = "<unknown key>"
         ctx = error.get("ctx") or {}
         rule_field = ctx.get("rule_field") if isinstance(ctx, dict) else None
         if isinstance(rule_field, str) and rule_field:
             loc.extend(rule_field.split("."))
-        details.append({"field": ".".join([prefix, *loc]), "code": str(error["type"]), "message": _message(error)})
+        details.append({"field": ".".join(p for p in [prefix, *loc] if p) or "body", "code": str(error["type"]),
+                        "message": "unknown field" if error["type"] == "extra_forbidden" else _message(error)})
         if len(details) >= MAX_DETAILS:
             break
     return details

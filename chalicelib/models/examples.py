@@ -163,7 +163,7 @@ def _session() -> dict[str, Any]:
 def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
     """Fresh example dicts, keyed by (type, direction)."""
     bj_case = "BJ2025-000123"
-    order_id = "ORD-BJ2025-000123-1"
+    order_id = "110105-BJ2025-000123-E-1"  # as chalicelib.money.orders mints it
     ex: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ---- registry -------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
         "case_id": bj_case, "unit_code": BJ_UNIT,
         "tax": {"assessment_id": "HD2025090100001", "certificate_no": "(251)京证01234567", "ticket_type": "电子完税证明"},
         "payments": [{"order_id": order_id, "total_fen": 5_608_000, "paid_at": "2025-09-01T11:02:13+08:00"},
-                     {"order_id": "ORD-BJ2025-000123-2", "total_fen": 5_600_000, "paid_at": "2025-09-01T11:30:40+08:00"}],
+                     {"order_id": "110105-BJ2025-000123-R-1", "total_fen": 5_600_000, "paid_at": "2025-09-01T11:30:40+08:00"}],
         "total_paid_fen": 11_208_000,
         "nontax_receipts": [{"bill_no": "11010525000012345", "receipt_number": "0012345678"}],
         "restriction_flags": [], "ready_at": "2025-09-01T12:00:00+08:00",
@@ -260,13 +260,13 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
 
     # ---- fiscal ---------------------------------------------------------------------------
     ex["nontax.bill_requested", "outbound"] = {
-        "request_id": "NB-BJ2025-000123", "case_id": bj_case, "unit_code": BJ_UNIT, "receiving_unit": "110105001",
+        "request_id": "BJ2025-000123-obligee", "case_id": bj_case, "unit_code": BJ_UNIT, "receiving_unit": "110105001",
         "payer": {"name": "李四", "id_type": "resident_id", "id_number": "110108198805123373", "phone": "13900139000"},
         "lines": _fee_lines(), "total_fen": 8_000, "combined_payment": True,
         "requested_at": "2025-09-01T09:30:05+08:00",
     }
     ex["nontax.bill_issued", "inbound"] = {
-        "request_id": "NB-BJ2025-000123", "case_id": bj_case, "bill_no": "11010525000012345",
+        "request_id": "BJ2025-000123-obligee", "case_id": bj_case, "bill_no": "11010525000012345",
         "payment_code": "1101052509000123456", "receiving_unit": "110105001",
         "receiving_unit_name": "北京市朝阳区不动产登记中心", "lines": _fee_lines(), "total_fen": 8_000,
         "issued_at": "2025-09-01T09:31:00+08:00", "expires_at": "2025-09-08T23:59:59+08:00",
@@ -282,6 +282,7 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
     }
 
     # ---- payment --------------------------------------------------------------------------
+    ex["nontax.receipt_shared", "outbound"] = dict(ex["nontax.receipt_issued", "inbound"])
     ex["payment.order_requested", "outbound"] = {
         "order_id": order_id, "case_id": bj_case, "payer_role": "obligee",
         "payer": {"name": "李四", "id_type": "resident_id", "id_number": "110108198805123373", "phone": "13900139000"},

@@ -35,6 +35,8 @@ class ApplicationSubmitted(HubModel):
     extra_certificates: Annotated[StrictInt, Field(ge=0, le=100)] = 0
     registration_fee_fen: Optional[Fen] = Field(None, description="the fee as the registry states it, if it does")
     small_business_exempt: StrictBool = False
+    half_rate: StrictBool = Field(False, description="half fee: correction, objection, change of the holder's name "
+                                                     "or ID, split or merge by the same holder")
     submitted_at: Timestamp
 
     @model_validator(mode="after")

@@ -1,0 +1,50 @@
+"""`make bench`: every benchmark in turn, results in bench/results/*.json, a summary at the end.
+
+Order: cold_import first (no servers running yet), then write_count, then ingest_ratio.
+A benchmark that fails is reported and the others still run; the exit status is 1 only then.
+Goals not met are figures, not failures.
+
+    .venv/bin/python -m bench.run_all
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+from bench import cold_import, ingest_ratio, write_count
+from bench.common import REPO, log, machine, write_result
+
+BENCHMARKS = [cold_import, write_count, ingest_ratio]
+
+
+def main() -> int:
+    started = time.monotonic()
+    lines: list[str] = []
+    overview: dict[str, Any] = {}
+    failed = False
+    for module in BENCHMARKS:
+        log(f"{module.NAME} …")
+        t0 = time.monotonic()
+        try:
+            result = module.run()
+            write_result(module.NAME, result)
+            lines += module.summary(result)
+            overview[module.NAME] = {"seconds": round(time.monotonic() - t0, 1), "ok": True}
+        except Exception as exc:
+            failed = True
+            traceback.print_exc()
+            lines.append(f"{module.NAME}: FAILED ({type(exc).__name__}: {str(exc)[:300]})")
+            overview[module.NAME] = {"seconds": round(time.monotonic() - t0, 1), "ok": False, "error": str(exc)[:2000]}
+        log(f"{module.NAME} done in {time.monotonic() - t0:.0f} s")
+    total = round(time.monotonic() - started, 1)
+    write_result("summary", {"total_seconds": total, "benchmarks": overview, "lines": lines})
+    m = machine()
+    print(f"\n== make bench: nproc {m['nproc']}, Python {m['python']}, moto {m['moto']}, {total} s ==")
+    print("\n".join(lines))
+    print(f"results: {(REPO / 'bench' / 'results').relative_to(REPO)}/*.json")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

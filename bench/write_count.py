@@ -1,0 +1,411 @@
+"""AWS requests per routed event, end to end, counted AT THE AWS ENDPOINT (moto's request recorder).
+
+moto server (own process, recorder armed but off) → local mode (`python -m localmode`) against it,
+partners file whose endpoints are a 204 receiver in this process → wait for /health → reset and start
+the recording → N application.submitted events (Shenzhen and Beijing registries, units of their own
+city) → wait until the receiver has every delivery, the queue is empty and the hub has written
+nothing for a while → stop the recording → classify every recorded request by service, operation,
+table. Two passes on the same hub:
+
+- sequential: one event at a time, each settled before the next; marker requests from this process
+  bracket every POST, so the writes made while the request was in flight (the synchronous path) are
+  counted at the endpoint too;
+- burst: the same number of events sent 8 at a time.
+
+    .venv/bin/python -m bench.write_count [--events 50]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.common import (BJ_UNIT, OBSERVER_KEY, REPO, SZ_UNIT, Signer, Stack, aws_client, event_body, example_data,
+                          http, log, secret_of, write_result)
+
+NAME = "write_count"
+GOAL_WRITES_PER_EVENT = 4
+GOAL_SYNC_WRITES_PER_EVENT = 1
+MARKER = "bench-marker-"
+
+# Operations that change nothing. Anything not listed here counts as a write, so that an unexpected
+# operation cannot hide.
+READ_OPS = {
+    "GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "DescribeTimeToLive", "ListTables",
+    "TransactGetItems", "DescribeContinuousBackups",
+    "GetRecords", "GetShardIterator", "DescribeStream", "ListStreams",
+    "ReceiveMessage", "GetQueueUrl", "GetQueueAttributes", "ListQueues",
+    "GetSecretValue", "DescribeSecret", "ListSecrets", "GetRandomPassword", "ListObjectsV2",
+}
+# Done by localmode/drivers.py, i.e. by what plays Lambda's event source mappings in AWS, not by the
+# functions' own code (checked against the source, see emulation_ops_in_hub_code).
+EMULATION_OPS = {"ReceiveMessage", "DeleteMessage", "DeleteMessageBatch", "ChangeMessageVisibility",
+                 "ChangeMessageVisibilityBatch", "GetRecords", "GetShardIterator", "DescribeStream", "ListStreams",
+                 "ListObjectsV2"}
+# Calls whose number depends on elapsed time (polling, cache refresh), not on the number of events.
+TIME_BASED = {("dynamodbstreams", "GetRecords"), ("dynamodbstreams", "GetShardIterator"),
+              ("dynamodbstreams", "DescribeStream"), ("sqs", "ReceiveMessage"), ("s3", "ListObjectsV2"),
+              ("dynamodb", "Scan", "hub-partners"), ("secretsmanager", "GetSecretValue")}
+
+_TARGET_SERVICE = {"DynamoDB_20120810": "dynamodb", "DynamoDBStreams_20120810": "dynamodbstreams",
+                   "AmazonSQS": "sqs", "secretsmanager": "secretsmanager"}
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/\d+/[^/]+/([^/]+)/")
+
+
+def classify(entry: dict[str, Any]) -> dict[str, Any]:
+    """One recorded request → {key_id, service, op, resource, entries, write, marker}."""
+    from urllib.parse import parse_qs, urlparse
+
+    headers = {k.lower(): v for k, v in (entry.get("headers") or {}).items()}
+    raw = entry.get("body") or ""
+    body = base64.b64decode(raw) if entry.get("body_encoded") else raw.encode("utf-8")
+    found = _CREDENTIAL.search(headers.get("authorization", ""))
+    key_id, scope = (found.group(1), found.group(2)) if found else ("?", "?")
+    target = headers.get("x-amz-target")
+    doc: dict[str, Any] = {}
+    if target:
+        prefix, _, op = target.partition(".")
+        service = _TARGET_SERVICE.get(prefix, prefix.lower())
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError:
+            doc = {}
+    else:  # query protocol (Action=...) or REST (S3)
+        form = parse_qs(body.decode("utf-8", "replace")) if b"Action=" in body else parse_qs(urlparse(entry["url"]).query)
+        service = scope
+        if "Action" in form:
+            op = form["Action"][0]
+            doc = {k: v[0] for k, v in form.items()}
+        else:  # S3 (path style on a loopback endpoint): /bucket[/key]
+            url = urlparse(entry["url"])
+            bucket, _, key = url.path.lstrip("/").partition("/")
+            query = parse_qs(url.query, keep_blank_values=True)
+            if entry["method"] == "GET" and not key and query.get("list-type") == ["2"]:
+                op = "ListObjectsV2"
+            else:
+                op = f"{entry['method']} {'object' if key else 'bucket'}"
+            doc = {"TableName": bucket}
+    resource = str(doc.get("TableName") or (doc.get("QueueUrl") or "").rsplit("/", 1)[-1] or doc.get("SecretId") or "")
+    if service == "dynamodbstreams":
+        resource = "hub-events stream"
+    if service == "secretsmanager":
+        resource = ("partner secrets" if "hub/partners/" in resource else
+                    "hub signing secret" if "hub/signing-secret" in resource else resource)
+    entries = len(doc["Entries"]) if isinstance(doc.get("Entries"), list) else 1
+    write = (entry["method"] in ("PUT", "POST", "DELETE")) if service == "s3" else op not in READ_OPS
+    marker = doc.get("ExclusiveStartTableName") if str(doc.get("ExclusiveStartTableName", "")).startswith(MARKER) else None
+    return {"key_id": key_id, "service": service, "op": op, "resource": resource, "entries": entries,
+            "write": write, "marker": marker}
+
+
+def label(r: dict[str, Any]) -> str:
+    return f"{r['service']} {r['op']}" + (f" [{r['resource']}]" if r["resource"] else "")
+
+
+def time_based(r: dict[str, Any]) -> bool:
+    return (r["service"], r["op"]) in TIME_BASED or (r["service"], r["op"], r["resource"]) in TIME_BASED
+
+
+def emulation_ops_in_hub_code() -> list[str]:
+    """Where the hub's own code (app.py, chalicelib/) calls an operation attributed to the emulation."""
+    snake = {re.sub(r"(?<!^)(?=[A-Z])", "_", op).lower() for op in EMULATION_OPS}
+    found = []
+    for path in [REPO / "app.py", *sorted((REPO / "chalicelib").rglob("*.py"))]:
+        text = path.read_text(encoding="utf-8")
+        for name in sorted(snake):
+            if re.search(rf"\.{name}\(", text):
+                found.append(f"{path.relative_to(REPO)}: {name}")
+    return found
+
+
+class Recording:
+    """Reads the moto recorder's file as moto appends to it (complete lines only)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.entries: list[dict[str, Any]] = []
+        self.bad_lines = 0
+        self.last_hub_write_at = time.monotonic()
+
+    def poll(self) -> None:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return
+        self.offset += end + 1
+        for line in chunk[:end].splitlines():
+            if not line.strip():
+                continue
+            try:
+                entry = classify(json.loads(line))
+            except (ValueError, KeyError):
+                self.bad_lines += 1
+                continue
+            self.entries.append(entry)
+            if entry["write"] and entry["key_id"] != OBSERVER_KEY:
+                self.last_hub_write_at = time.monotonic()
+
+
+class Observer:
+    """This process's own view of AWS; its requests carry another key id and are left out of the counts."""
+
+    def __init__(self, stack: Stack):
+        self.ddb = aws_client("dynamodb", stack.moto.url, OBSERVER_KEY)
+        self.sqs = aws_client("sqs", stack.moto.url, OBSERVER_KEY)
+        self.queue_url = self.sqs.get_queue_url(QueueName="hub-deliveries")["QueueUrl"]
+
+    def marker(self, name: str) -> None:
+        self.ddb.list_tables(ExclusiveStartTableName=MARKER + name, Limit=1)
+
+    def queue_empty(self) -> bool:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        return all(int(v) == 0 for v in attrs.values())
+
+    def deliveries_of(self, event_ids: set[str]) -> Counter:
+        states: Counter = Counter()
+        for page in self.ddb.get_paginator("scan").paginate(TableName="hub-deliveries", ConsistentRead=True):
+            for item in page["Items"]:
+                if item["event_id"]["S"] in event_ids:
+                    states[item["state"]["S"]] += 1
+        return states
+
+
+def settle(stack: Stack, observer: Observer, recording: Recording, received_target: int, quiet_s: float,
+           timeout_s: float) -> float:
+    """Wait until the receiver has `received_target` deliveries, the queue is empty and the hub has
+    written nothing for `quiet_s`. Returns the seconds waited."""
+    started = time.monotonic()
+    while True:
+        recording.poll()
+        if (stack.receiver.count >= received_target and time.monotonic() - recording.last_hub_write_at >= quiet_s
+                and observer.queue_empty()):
+            recording.poll()
+            if time.monotonic() - recording.last_hub_write_at >= quiet_s:
+                return time.monotonic() - started
+        if time.monotonic() - started > timeout_s:
+            raise RuntimeError(f"not settled within {timeout_s:.0f} s: {stack.receiver.count}/{received_target} "
+                               f"delivered\nhub log tail:\n{stack.hub_log_tail()}")
+        time.sleep(0.05)
+
+
+def _bodies(events: int, tag: str) -> list[tuple[str, bytes]]:
+    senders = [("sz-registry", SZ_UNIT, "SZ"), ("bj-registry", BJ_UNIT, "BJ")]
+    out = []
+    for i in range(events):
+        pid, unit, city = senders[i % 2]
+        case_id = f"{city}-{tag}-{i:04d}-{uuid.uuid4().hex[:8]}"
+        out.append((pid, event_body("application.submitted",
+                                    example_data("application.submitted", unit_code=unit, case_id=case_id))))
+    return out
+
+
+def _post(stack: Stack, signers: dict[str, Signer], pid: str, body: bytes) -> tuple[int, dict]:
+    status, answer = http("POST", f"{stack.hub.url}/v1/partners/{pid}/events", body, signers[pid].headers(body),
+                          timeout=30)
+    if status != 202:
+        log(f"unexpected HTTP {status}: {answer[:300]!r}")
+    try:
+        return status, json.loads(answer or b"{}")
+    except ValueError:
+        return status, {}
+
+
+def measure(stack: Stack, events: int, concurrency: int) -> dict[str, Any]:
+    """One counting window. concurrency 1: sequential, each event settled, POSTs bracketed by markers."""
+    signers = {pid: Signer(secret_of(stack.doc, pid)) for pid in ("sz-registry", "bj-registry")}
+    bodies = _bodies(events, "SEQ" if concurrency == 1 else "BURST")
+    observer = Observer(stack)
+    recording = Recording(stack.recorder_file)
+    received_before = stack.receiver.count
+    ids_before = set(stack.receiver.webhook_ids)
+    time.sleep(1.0)  # earlier traffic has settled; polling continues
+    stack.moto.api("recorder/stop-recording")
+    stack.moto.api("recorder/reset-recording")
+    stack.moto.api("recorder/start-recording")
+    window_start = time.monotonic()
+    statuses: Counter = Counter()
+    event_ids: set[str] = set()
+    if concurrency == 1:
+        for i, (pid, body) in enumerate(bodies):
+            observer.marker(f"{i}-a")
+            status, answer = _post(stack, signers, pid, body)
+            observer.marker(f"{i}-b")
+            statuses[status] += 1
+            event_ids.add(answer.get("event_id", ""))
+            settle(stack, observer, recording, received_before + statuses[202], 0.3, 60)
+    else:
+        with ThreadPoolExecutor(concurrency) as pool:
+            for status, answer in pool.map(lambda item: _post(stack, signers, *item), bodies):
+                statuses[status] += 1
+                event_ids.add(answer.get("event_id", ""))
+    sent_s = time.monotonic() - window_start
+    accepted = statuses.get(202, 0)
+    settle(stack, observer, recording, received_before + accepted, 1.0, 180)
+    stack.moto.api("recorder/stop-recording")
+    window_s = time.monotonic() - window_start
+    time.sleep(0.2)
+    recording.poll()
+    delivery_states = observer.deliveries_of(event_ids)
+    received = stack.receiver.count - received_before
+    distinct_ids = len(stack.receiver.webhook_ids - ids_before)
+
+    hub = [r for r in recording.entries if r["key_id"] != OBSERVER_KEY]
+    n = accepted or 1
+    writes = [r for r in hub if r["write"]]
+    reads = [r for r in hub if not r["write"]]
+    emulation_writes = [r for r in writes if r["op"] in EMULATION_OPS]
+    hub_writes = [r for r in writes if r["op"] not in EMULATION_OPS]
+    events_puts = sum(1 for r in writes if (r["service"], r["op"], r["resource"]) == ("dynamodb", "PutItem", "hub-events"))
+    result: dict[str, Any] = {
+        "events_sent": events, "concurrency": concurrency,
+        "http_statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "accepted": accepted, "deliveries_received": received, "distinct_delivery_webhook_ids": distinct_ids,
+        "deliveries_per_event_by_state": {k: round(v / n, 3) for k, v in sorted(delivery_states.items())},
+        "writes_per_delivery_made": round(len(writes) / max(sum(delivery_states.values()), 1), 3),
+        "send_seconds": round(sent_s, 2), "counting_window_seconds": round(window_s, 2),
+        "recorded_requests": len(recording.entries), "unparseable_recording_lines": recording.bad_lines,
+        "observer_requests_excluded": len(recording.entries) - len(hub),
+        "per_event": {
+            "writes_total_at_endpoint": round(len(writes) / n, 3),
+            "writes_by_hub_code": round(len(hub_writes) / n, 3),
+            "writes_by_event_source_emulation": round(len(emulation_writes) / n, 3),
+            "events_table_putitem": round(events_puts / n, 3),
+            "messages_deleted_by_emulation": round(
+                sum(r["entries"] for r in emulation_writes if r["op"].startswith("DeleteMessage")) / n, 3),
+            "writes_by_operation_and_table": {k: round(v / n, 3) for k, v in sorted(Counter(map(label, writes)).items())},
+            "event_driven_reads": round(sum(1 for r in reads if not time_based(r)) / n, 3),
+            "reads_by_operation_and_table": {k: round(v / n, 3) for k, v in sorted(Counter(map(label, reads)).items())},
+        },
+        "time_based_reads_per_second": {
+            k: round(v / window_s, 2) for k, v in sorted(Counter(label(r) for r in reads if time_based(r)).items())},
+    }
+    if concurrency == 1:
+        # Requests the hub made between the markers around each POST: the synchronous path, counted.
+        # Within a window, a write that follows a GetRecords issued after the events-table PutItem was
+        # started by the stream (routing of this same event, begun before the answer reached us).
+        windows = 0
+        inside = put_seen = stream_read = False
+        sync: list[dict[str, Any]] = []
+        early_background: list[dict[str, Any]] = []
+        for r in recording.entries:
+            if r["marker"]:
+                inside = r["marker"].endswith("-a")
+                windows += inside
+                put_seen = stream_read = False
+                continue
+            if not inside or r["key_id"] == OBSERVER_KEY:
+                continue
+            if r["op"] == "GetRecords" and put_seen:
+                stream_read = True
+            if r["write"]:
+                (early_background if stream_read else sync).append(r)
+            if (r["service"], r["op"], r["resource"]) == ("dynamodb", "PutItem", "hub-events"):
+                put_seen = True
+        sync_writes = [r for r in sync if r["write"]]
+        result["sync_path"] = {
+            "request_windows_seen": windows,
+            "writes_per_event": round(len(sync_writes) / n, 3),
+            "writes_by_operation_and_table": {k: round(v / n, 3) for k, v in sorted(Counter(map(label, sync_writes)).items())},
+            "event_driven_reads_by_operation_and_table": {
+                k: round(v / n, 3) for k, v in sorted(Counter(label(r) for r in sync if not r["write"] and not time_based(r)).items())},
+            "background_writes_inside_windows_per_event": {
+                k: round(v / n, 3) for k, v in sorted(Counter(map(label, early_background)).items())},
+            "note": "requests recorded between a marker sent just before each POST and one sent just after its "
+                    "answer, the previous event fully settled; writes that follow a stream read made after the "
+                    "events-table PutItem are routing of the same event that began before the answer arrived, "
+                    "listed apart as background_writes_inside_windows_per_event",
+        }
+    sync_figure = result["sync_path"]["writes_per_event"] if concurrency == 1 else events_puts / n
+    result["goal_met"] = {"hub_code": len(hub_writes) / n <= GOAL_WRITES_PER_EVENT,
+                          "end_to_end_including_emulation": len(writes) / n <= GOAL_WRITES_PER_EVENT,
+                          "sync": sync_figure == GOAL_SYNC_WRITES_PER_EVENT}
+    if accepted != events or received < accepted or recording.bad_lines:
+        result["warning"] = "not every event was accepted and delivered, or the recording had unreadable lines"
+    return result
+
+
+def run(events: int = 50, burst_concurrency: int = 8) -> dict[str, Any]:
+    with Stack(recorder=True) as stack:
+        partners = {"source": stack.partners_source, "ids": [p["id"] for p in stack.doc["partners"]],
+                    "receiver": "answers 204 to every delivery"}
+        sequential = measure(stack, events, 1)
+        burst = measure(stack, events, burst_concurrency)
+    return {
+        "what": "AWS requests per routed application.submitted event, counted at the moto endpoint by its recorder",
+        "partners": partners,
+        "sequential": sequential,
+        "burst": burst,
+        "attribution": {
+            "event_source_emulation_ops": sorted(EMULATION_OPS),
+            "emulation_ops_called_by_hub_code": emulation_ops_in_hub_code(),
+            "note": "DeleteMessageBatch/ReceiveMessage/GetRecords are issued by localmode/drivers.py (and S3 "
+                    "listing by localmode/s3_events.py, if present); in AWS Lambda's event source mapping (or "
+                    "S3 → EventBridge) does them, not the function.",
+        },
+        "time_based_note": "GetRecords, ReceiveMessage and the partner-registry refresh (Scan hub-partners + "
+                           "GetSecretValue, every HUB_PARTNER_CACHE_TTL=2 s in local mode) happen per unit of "
+                           "time, not per event; their per-event figures depend on how long the window lasted.",
+        "goal": {"writes_per_routed_event_max": GOAL_WRITES_PER_EVENT,
+                 "sync_writes_per_event": GOAL_SYNC_WRITES_PER_EVENT},
+    }
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for mode in ("sequential", "burst"):
+        m = result[mode]
+        pe = m["per_event"]
+        ok = m["goal_met"]
+        lines += [
+            f"write_count [{mode}, concurrency {m['concurrency']}]: {m['accepted']}/{m['events_sent']} accepted, "
+            f"{m['deliveries_received']} delivered, deliveries per event by state {m['deliveries_per_event_by_state']} "
+            f"({m['writes_per_delivery_made']} writes per delivery made), "
+            f"{m['recorded_requests']} requests recorded in {m['counting_window_seconds']} s",
+            f"  writes per routed event at the endpoint: {pe['writes_total_at_endpoint']} "
+            f"(hub code {pe['writes_by_hub_code']}, event-source emulation {pe['writes_by_event_source_emulation']}); "
+            f"goal <= {GOAL_WRITES_PER_EVENT}: hub code {'MET' if ok['hub_code'] else 'NOT MET'}, "
+            f"incl. emulation {'MET' if ok['end_to_end_including_emulation'] else 'NOT MET'}",
+        ]
+        if "sync_path" in m:
+            sp = m["sync_path"]
+            lines.append(f"  sync path, counted between markers around each POST: {sp['writes_per_event']} writes per event "
+                         f"{sp['writes_by_operation_and_table']}, reads {sp['event_driven_reads_by_operation_and_table']} "
+                         f"(goal {GOAL_SYNC_WRITES_PER_EVENT}: {'MET' if ok['sync'] else 'NOT MET'}); routing that began "
+                         f"before the answer, set apart: {sp['background_writes_inside_windows_per_event']}")
+        lines += [f"    write {k}: {v}" for k, v in pe["writes_by_operation_and_table"].items()]
+        lines += [f"    read  {k}: {v}" for k, v in pe["reads_by_operation_and_table"].items()]
+        lines.append("  time-based reads per second: " + ", ".join(
+            f"{k} {v}" for k, v in m["time_based_reads_per_second"].items()))
+        if m.get("warning"):
+            lines.append("  WARNING: " + m["warning"])
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50)
+    args = parser.parse_args(argv)
+    result = run(max(1, min(args.events, 500)))
+    path = write_result(NAME, result)
+    print("\n".join(summary(result)))
+    print(f"  → {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

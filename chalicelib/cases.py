@@ -1,0 +1,188 @@
+"""The case of one application: its record, timeline, ledger entries, holds and risks.
+
+One partition per registry case number (`pk = case#<case_id>`); a case is the pair (case number, unit
+code), so two cities reusing a case number never meet. Items of a case, by sort key:
+
+    <unit>#record                     the case document (JSON) and its version (optimistic concurrency)
+    <unit>#tl#<ms>#<ref>              a timeline entry: one message in or out (ids and types, no personal data)
+    <unit>#ledger#<entry_id>          a booked double entry (conditional put: never booked twice)
+    <unit>#hold#<hold_id>             a payment or clearance held for review (listed while open)
+    <unit>#risk#<risk_id>             a case that did not close its loop (listed while open)
+and outside the case partition, `order#<order_id>` → (case_id, unit_code): payment callbacks name
+only the order.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from chalicelib import aws
+from chalicelib.errors import HubError
+from chalicelib.settings import get_settings
+
+MAX_UPDATE_ATTEMPTS = 8
+
+
+def _table() -> str:
+    return get_settings().cases_table
+
+
+def _pk(case_id: str) -> str:
+    return f"case#{case_id}"
+
+
+@dataclass
+class Case:
+    case_id: str
+    unit_code: str
+    doc: dict[str, Any]
+    version: int = 0
+    is_new: bool = False
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return {"pk": {"S": _pk(self.case_id)}, "sk": {"S": f"{self.unit_code}#record"}}
+
+
+def _dynamo() -> Any:
+    return aws.client("dynamodb")
+
+
+def load(case_id: str, unit_code: str) -> Case | None:
+    item = _dynamo().get_item(TableName=_table(), Key={"pk": {"S": _pk(case_id)}, "sk": {"S": f"{unit_code}#record"}},
+                              ConsistentRead=True).get("Item")
+    if not item:
+        return None
+    return Case(case_id, unit_code, json.loads(item["doc"]["S"]), int(item["version"]["N"]))
+
+
+def find(case_id: str, city: str | None = None) -> list[Case]:
+    """Every case with this number (normally one), or only the one whose unit is in `city`."""
+    found = []
+    query = _dynamo().get_paginator("query").paginate(
+        TableName=_table(), KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": _pk(case_id)}},
+        ConsistentRead=True)
+    for page in query:
+        for item in page["Items"]:
+            if item["sk"]["S"].endswith("#record"):
+                doc = json.loads(item["doc"]["S"])
+                if city is None or doc.get("city") == city:
+                    found.append(Case(case_id, doc["unit_code"], doc, int(item["version"]["N"])))
+    return found
+
+
+def save(case: Case) -> bool:
+    """Write the document if nobody else wrote it since we read it. False on a lost race."""
+    item = {**case.key, "doc": {"S": json.dumps(case.doc, ensure_ascii=False, separators=(",", ":"))},
+            "version": {"N": str(case.version + 1)}}
+    condition = "attribute_not_exists(pk)" if case.is_new else "version = :seen"
+    values = {} if case.is_new else {"ExpressionAttributeValues": {":seen": {"N": str(case.version)}}}
+    try:
+        _dynamo().put_item(TableName=_table(), Item=item, ConditionExpression=condition, **values)
+    except Exception as exc:
+        if aws.is_conditional_check_failure(exc):
+            return False
+        raise
+    case.version += 1
+    case.is_new = False
+    return True
+
+
+def update(case_id: str, unit_code: str, change: Callable[[Case], Any], create: dict[str, Any] | None = None) -> tuple[Case, Any]:
+    """Read, change, write with optimistic concurrency; retried when another worker wrote first.
+
+    `change` must be a pure function of the case it is given (it may run more than once).
+    Returns the case as written and what `change` returned.
+    """
+    for _ in range(MAX_UPDATE_ATTEMPTS):
+        case = load(case_id, unit_code)
+        if case is None:
+            if create is None:
+                raise HubError(422, "unknown_case", "No such case.")
+            case = Case(case_id, unit_code, json.loads(json.dumps(create)), 0, is_new=True)
+        result = change(case)
+        if result is UNCHANGED:
+            return case, result
+        if save(case):
+            return case, result
+    raise RuntimeError("case update kept losing races")  # the stream retries the record
+
+
+UNCHANGED = object()
+
+
+def note(case_id: str, unit_code: str, direction: str, event_type: str, ref: str, partner_id: str,
+         at: float | None = None, detail: str | None = None) -> None:
+    """A timeline entry. Keyed by its ref (event or delivery id): writing it twice changes nothing."""
+    at = time.time() if at is None else at
+    entry = {"direction": direction, "type": event_type, "ref": ref, "partner_id": partner_id, "at": at}
+    if detail:
+        entry["detail"] = detail[:300]
+    item = {"pk": {"S": _pk(case_id)}, "sk": {"S": f"{unit_code}#tl#{ref}"},
+            "entry": {"S": json.dumps(entry, separators=(",", ":"))}}
+    try:
+        _dynamo().put_item(TableName=_table(), Item=item, ConditionExpression="attribute_not_exists(sk)")
+    except Exception as exc:
+        if not aws.is_conditional_check_failure(exc):
+            raise
+
+
+def items(case_id: str, unit_code: str, kind: str) -> list[dict[str, Any]]:
+    """Timeline entries, ledger entries, holds or risks of one case, oldest first where it matters."""
+    prefix = f"{unit_code}#{kind}#"
+    found = []
+    for page in _dynamo().get_paginator("query").paginate(
+            TableName=_table(), KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": _pk(case_id)}, ":prefix": {"S": prefix}}, ConsistentRead=True):
+        found.extend(json.loads(item["entry"]["S"]) for item in page["Items"])
+    return sorted(found, key=lambda e: e.get("at", 0)) if kind == "tl" else found
+
+
+def put_once(case_id: str, unit_code: str, kind: str, item_id: str, entry: dict[str, Any],
+             listed: str | None = None) -> bool:
+    """Write a ledger entry, hold or risk exactly once. `listed` puts it on an operator list."""
+    item = {"pk": {"S": _pk(case_id)}, "sk": {"S": f"{unit_code}#{kind}#{item_id}"},
+            "entry": {"S": json.dumps(entry, ensure_ascii=False, separators=(",", ":"))}}
+    if listed:
+        item.update({"list_key": {"S": listed}, "listed_at": {"N": repr(time.time())}})
+    try:
+        _dynamo().put_item(TableName=_table(), Item=item, ConditionExpression="attribute_not_exists(sk)")
+        return True
+    except Exception as exc:
+        if aws.is_conditional_check_failure(exc):
+            return False
+        raise
+
+
+def listed(list_key: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """An operator list (open holds, open risks), newest last."""
+    found: list[dict[str, Any]] = []
+    for page in _dynamo().get_paginator("query").paginate(
+            TableName=_table(), IndexName="list-index", KeyConditionExpression="list_key = :k",
+            ExpressionAttributeValues={":k": {"S": list_key}}):
+        for item in page["Items"]:
+            found.append({**json.loads(item["entry"]["S"]), "case_id": item["pk"]["S"][len("case#"):]})
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def index_order(order_id: str, case_id: str, unit_code: str) -> None:
+    _dynamo().put_item(TableName=_table(), Item={"pk": {"S": f"order#{order_id}"}, "sk": {"S": "index"},
+                                                 "case_id": {"S": case_id}, "unit_code": {"S": unit_code}})
+
+
+def case_of_order(order_id: str) -> tuple[str, str] | None:
+    item = _dynamo().get_item(TableName=_table(), Key={"pk": {"S": f"order#{order_id}"}, "sk": {"S": "index"}},
+                              ConsistentRead=True).get("Item")
+    return (item["case_id"]["S"], item["unit_code"]["S"]) if item else None
+
+
+def ledger_entries(case_id: str, unit_code: str) -> list[dict[str, Any]]:
+    return items(case_id, unit_code, "ledger")
+
+
+def all_of(kinds: Iterable[str], case: Case) -> dict[str, list[dict[str, Any]]]:
+    return {kind: items(case.case_id, case.unit_code, kind) for kind in kinds}

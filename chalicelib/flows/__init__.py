@@ -1,0 +1,62 @@
+"""Case flows: what an accepted event does to its case, and what the hub sends because of it.
+
+Static routes (routes.json) forward; flows decide. A flow handler runs from the events stream after
+the static routes, must be idempotent (the stream may hand it the same event again, and a partner may
+send the same fact under a new webhook-id), and sends only through `routing.emit`.
+
+`door_check` runs at ingest, before anything is stored: a fact about a case or order the hub does not
+know is refused with a 422 there, rather than accepted and stranded.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+HANDLERS: dict[str, Callable[[Any], None]] = {}
+DOOR_CHECKS: dict[str, Callable[[Any, dict[str, Any]], None]] = {}
+_loaded = False
+
+
+def handles(*event_types: str) -> Callable:
+    def register(func: Callable) -> Callable:
+        for name in event_types:
+            HANDLERS[name] = func
+        return func
+    return register
+
+
+def checks(*event_types: str) -> Callable:
+    def register(func: Callable) -> Callable:
+        for name in event_types:
+            DOOR_CHECKS[name] = func
+        return func
+    return register
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        from chalicelib.flows import transfer  # noqa: F401  (registers its handlers)
+
+        _loaded = True
+
+
+def handle(stored: Any) -> None:
+    _load()
+    handler = HANDLERS.get(stored.type)
+    if handler is not None:
+        handler(stored)
+
+
+def door_check(partner: Any, event_type: str, data: dict[str, Any]) -> None:
+    _load()
+    check = DOOR_CHECKS.get(event_type)
+    if check is not None:
+        check(partner, data)
+
+
+def sweep(now: float | None = None) -> dict[str, int]:
+    """The scheduled part of the flows: time limits that no event will trigger."""
+    _load()
+    from chalicelib.flows import transfer
+
+    return {"risks_flagged": transfer.sweep_risks(now)}
