@@ -157,6 +157,20 @@ def cmd_list(list_key: str):
     return run
 
 
+def cmd_reconciliations_list(args) -> int:
+    from chalicelib.flows import settlement
+
+    _print(settlement.reports(limit=args.limit))
+    return 0
+
+
+def cmd_reconciliations_show(args) -> int:
+    from chalicelib.flows import settlement
+
+    _print(settlement.report(args.report_key))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hubctl", description="Operate the registration hub: partners, secrets, "
                                 "deliveries and dead letters.")
@@ -208,6 +222,14 @@ def parser() -> argparse.ArgumentParser:
         listing = group.add_parser("list", help=f"list open {name}")
         listing.add_argument("--limit", type=int, default=1000)
         listing.set_defaults(func=cmd_list(key))
+    recon = groups.add_parser("reconciliations", help="daily settlement reports").add_subparsers(
+        dest="action", required=True)
+    recon_list = recon.add_parser("list", help="reports, with their summary counts")
+    recon_list.add_argument("--limit", type=int, default=100)
+    recon_list.set_defaults(func=cmd_reconciliations_list)
+    recon_show = recon.add_parser("show", help="one report: every line that did not match")
+    recon_show.add_argument("report_key")
+    recon_show.set_defaults(func=cmd_reconciliations_show)
     return p
 
 

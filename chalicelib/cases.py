@@ -4,18 +4,17 @@ One partition per registry case number (`pk = case#<case_id>`); a case is the pa
 code), so two cities reusing a case number never meet. Items of a case, by sort key:
 
     <unit>#record                     the case document (JSON) and its version (optimistic concurrency)
-    <unit>#tl#<ms>#<ref>              a timeline entry: one message in or out (ids and types, no personal data)
     <unit>#ledger#<entry_id>          a booked double entry (conditional put: never booked twice)
     <unit>#hold#<hold_id>             a payment or clearance held for review (listed while open)
     <unit>#risk#<risk_id>             a case that did not close its loop (listed while open)
 and outside the case partition, `order#<order_id>` → (case_id, unit_code): payment callbacks name
-only the order.
+only the order. The timeline (every message in and out) is not stored here: see `timeline`.
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from chalicelib import aws
@@ -40,6 +39,11 @@ class Case:
     doc: dict[str, Any]
     version: int = 0
     is_new: bool = False
+
+    @property
+    def key_text(self) -> str:
+        """The case key events and deliveries carry: "<case_id>#<unit_code>"."""
+        return f"{self.case_id}#{self.unit_code}"
 
     @property
     def key(self) -> dict[str, Any]:
@@ -113,31 +117,36 @@ def update(case_id: str, unit_code: str, change: Callable[[Case], Any], create: 
 UNCHANGED = object()
 
 
-def note(case_id: str, unit_code: str, direction: str, event_type: str, ref: str, partner_id: str,
-         at: float | None = None, detail: str | None = None) -> None:
-    """A timeline entry. Keyed by its ref (event or delivery id): writing it twice changes nothing."""
-    at = time.time() if at is None else at
-    entry = {"direction": direction, "type": event_type, "ref": ref, "partner_id": partner_id, "at": at}
-    if detail:
-        entry["detail"] = detail[:300]
-    item = {"pk": {"S": _pk(case_id)}, "sk": {"S": f"{unit_code}#tl#{ref}"},
-            "entry": {"S": json.dumps(entry, separators=(",", ":"))}}
-    try:
-        _dynamo().put_item(TableName=_table(), Item=item, ConditionExpression="attribute_not_exists(sk)")
-    except Exception as exc:
-        if not aws.is_conditional_check_failure(exc):
-            raise
+def timeline(case_id: str, unit_code: str) -> list[dict[str, Any]]:
+    """Every message in and out of a case, oldest first: read from the events and deliveries tables'
+    case-index (their items carry the case key), so nothing is written twice to keep it."""
+    settings = get_settings()
+    key = {":k": {"S": f"{case_id}#{unit_code}"}}
+    entries: list[dict[str, Any]] = []
+    for table, direction, at in ((settings.events_table, "in", "received_at"),
+                                 (settings.deliveries_table, "out", "created_at")):
+        for page in _dynamo().get_paginator("query").paginate(
+                TableName=table, IndexName="case-index", KeyConditionExpression="case_key = :k",
+                ExpressionAttributeValues=key):
+            for item in page["Items"]:
+                entry = {"direction": direction, "type": item["type"]["S"], "partner_id": item["partner_id"]["S"],
+                         "at": float(item[at]["N"]),
+                         "ref": item["event_id"]["S"] if direction == "in" else item["delivery_id"]["S"]}
+                if direction == "out":
+                    entry.update(state=item["state"]["S"], attempts=int(item["attempts"]["N"]))
+                entries.append(entry)
+    return sorted(entries, key=lambda e: e["at"])
 
 
 def items(case_id: str, unit_code: str, kind: str) -> list[dict[str, Any]]:
-    """Timeline entries, ledger entries, holds or risks of one case, oldest first where it matters."""
+    """Ledger entries, holds or risks of one case."""
     prefix = f"{unit_code}#{kind}#"
-    found = []
+    found: list[dict[str, Any]] = []
     for page in _dynamo().get_paginator("query").paginate(
             TableName=_table(), KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={":pk": {"S": _pk(case_id)}, ":prefix": {"S": prefix}}, ConsistentRead=True):
         found.extend(json.loads(item["entry"]["S"]) for item in page["Items"])
-    return sorted(found, key=lambda e: e.get("at", 0)) if kind == "tl" else found
+    return found
 
 
 def put_once(case_id: str, unit_code: str, kind: str, item_id: str, entry: dict[str, Any],
@@ -182,7 +191,3 @@ def case_of_order(order_id: str) -> tuple[str, str] | None:
 
 def ledger_entries(case_id: str, unit_code: str) -> list[dict[str, Any]]:
     return items(case_id, unit_code, "ledger")
-
-
-def all_of(kinds: Iterable[str], case: Case) -> dict[str, list[dict[str, Any]]]:
-    return {kind: items(case.case_id, case.unit_code, kind) for kind in kinds}

@@ -75,12 +75,16 @@ def _new_item(delivery_id: str, event_id: str, route: str, partner_id: str, even
     }
 
 
-def schedule(delivery_id: str, event_id: str, route: str, partner_id: str, event_type: str, body: str) -> bool:
+def schedule(delivery_id: str, event_id: str, route: str, partner_id: str, event_type: str, body: str,
+             case_key: str | None = None) -> bool:
     """Write the delivery (once: the id is deterministic) and trigger it. True if newly written."""
     now = time.time()
+    item = _new_item(delivery_id, event_id, route, partner_id, event_type, body, now)
+    if case_key:
+        item["case_key"] = {"S": case_key}
     try:
         aws.client("dynamodb").put_item(
-            TableName=_table(), Item=_new_item(delivery_id, event_id, route, partner_id, event_type, body, now),
+            TableName=_table(), Item=item,
             ConditionExpression="attribute_not_exists(delivery_id)")
     except Exception as exc:
         if aws.is_conditional_check_failure(exc):

@@ -26,6 +26,9 @@ class StoredEvent:
     payload_sha256: str
     received_at: float
     answer: dict[str, Any]
+    # "<case_id>#<unit_code>" when the event is about a known case: the case's timeline is read
+    # through the table's case-index instead of being written a second time.
+    case_key: str | None = None
 
     def to_item(self, expires_at: int) -> dict[str, Any]:
         return {
@@ -40,6 +43,7 @@ class StoredEvent:
             "received_at": {"N": repr(self.received_at)},
             "answer": {"S": json.dumps(self.answer, separators=(",", ":"))},
             "expires_at": {"N": str(expires_at)},
+            **({"case_key": {"S": self.case_key}} if self.case_key else {}),
         }
 
     @classmethod
@@ -54,6 +58,7 @@ class StoredEvent:
             payload_sha256=item["payload_sha256"]["S"],
             received_at=float(item["received_at"]["N"]),
             answer=json.loads(item["answer"]["S"]),
+            case_key=item.get("case_key", {}).get("S"),
         )
 
 

@@ -105,7 +105,7 @@ def accept(partner_id: str, headers: Mapping[str, str], raw_body: bytes, now: fl
     logger.append_keys(partner_id=partner.id, webhook_id=msg_id)
 
     try:
-        envelope, data = _admit(partner, text, now)
+        envelope, data, case_key = _admit(partner, text, now)
     except HubError:
         # A signed retry of an accepted webhook-id gets its first answer, whatever its body now says.
         stored = event_store.get(partner.id, msg_id)
@@ -118,7 +118,7 @@ def accept(partner_id: str, headers: Mapping[str, str], raw_body: bytes, now: fl
     event = event_store.StoredEvent(
         event_id=event_id, partner_id=partner.id, webhook_id=msg_id, type=envelope.type,
         timestamp=envelope.timestamp.isoformat(), data=data,
-        payload_sha256=hashlib.sha256(raw_body).hexdigest(), received_at=now, answer=answer,
+        payload_sha256=hashlib.sha256(raw_body).hexdigest(), received_at=now, answer=answer, case_key=case_key,
     )
     if not event_store.put_new(event):
         stored = event_store.get(partner.id, msg_id)
@@ -134,8 +134,9 @@ def accept(partner_id: str, headers: Mapping[str, str], raw_body: bytes, now: fl
     return 202, answer
 
 
-def _admit(partner: Partner, text: str, now: float) -> tuple[Envelope, dict[str, Any]]:
-    """Everything between a verified signature and the write: 400, 403 or 422, or the canonical data."""
+def _admit(partner: Partner, text: str, now: float) -> tuple[Envelope, dict[str, Any], str | None]:
+    """Everything between a verified signature and the write: 400, 403 or 422, or the canonical data
+    and the key of the case it is about, if any."""
     from chalicelib import flows, mapping, models, routing
 
     envelope = parse_envelope(text)
@@ -150,5 +151,7 @@ def _admit(partner: Partner, text: str, now: float) -> tuple[Envelope, dict[str,
     model = models.validate_data(envelope.type, canonical)
     data = model.model_dump(mode="json", exclude_none=True)
     routing.check_admissible(partner, envelope.type, data)
-    flows.door_check(partner, envelope.type, data)
-    return envelope, data
+    case_key = flows.door_check(partner, envelope.type, data)
+    if case_key is None and isinstance(data.get("case_id"), str) and isinstance(data.get("unit_code"), str):
+        case_key = f"{data['case_id']}#{data['unit_code']}"
+    return envelope, data, case_key

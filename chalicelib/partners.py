@@ -143,14 +143,21 @@ class AwsPartnerDirectory(PartnerDirectory):
         self._hub_secret: str | None = None
 
     def _refresh_if_stale(self) -> None:
+        """Reload when the copy is older than the TTL. Only the first load makes callers wait: while one
+        thread refreshes, the others go on with the copy they have."""
         if time.monotonic() - self._loaded_at < self._ttl:
             return
-        with self._lock:
+        never_loaded = self._loaded_at == float("-inf")
+        if not self._lock.acquire(blocking=never_loaded):
+            return
+        try:
             if time.monotonic() - self._loaded_at < self._ttl:
                 return
             self._by_id = {p.id: p for p in self._load_all()}
             self._hub_secret = self._read_secret(self._hub_secret_id)
             self._loaded_at = time.monotonic()
+        finally:
+            self._lock.release()
 
     def _read_secret(self, secret_id: str) -> str:
         from chalicelib import aws
@@ -158,16 +165,31 @@ class AwsPartnerDirectory(PartnerDirectory):
         raw = aws.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
         return raw.strip()
 
+    def _partner_secrets(self) -> dict[str, list[str]]:
+        """Every partner's secrets in a few calls (20 a call), not one call per partner."""
+        from chalicelib import aws
+
+        found: dict[str, list[str]] = {}
+        request: dict = {"Filters": [{"Key": "name", "Values": [self._prefix]}], "MaxResults": 20}
+        while True:
+            page = aws.client("secretsmanager").batch_get_secret_value(**request)
+            for value in page["SecretValues"]:
+                if value["Name"].startswith(self._prefix):
+                    found[value["Name"][len(self._prefix):]] = json.loads(value["SecretString"])["secrets"]
+            if not page.get("NextToken"):
+                return found
+            request["NextToken"] = page["NextToken"]
+
     def _load_all(self) -> list[Partner]:
         from chalicelib import aws
 
-        paginator = aws.client("dynamodb").get_paginator("scan")
+        secrets = self._partner_secrets()
         found = []
-        for page in paginator.paginate(TableName=self._table, ConsistentRead=True):
+        for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True):
             for item in page["Items"]:
                 record = json.loads(item["record"]["S"])
-                secret_doc = json.loads(self._read_secret(self._prefix + record["id"]))
-                found.append(PartnerRecord.model_validate({**record, "secrets": secret_doc["secrets"]}))
+                if record["id"] in secrets:  # a record whose secret is not written yet is not a partner yet
+                    found.append(PartnerRecord.model_validate({**record, "secrets": secrets[record["id"]]}))
         return found
 
     def invalidate(self) -> None:

@@ -80,5 +80,5 @@ def _view(case: cases.Case, stage: str) -> dict[str, Any]:
         "receipts": sorted(doc["receipts"].values(), key=lambda r: r["bill_no"]),
         "holds": cases.items(case.case_id, case.unit_code, "hold"),
         "risks": cases.items(case.case_id, case.unit_code, "risk"),
-        "timeline": cases.items(case.case_id, case.unit_code, "tl"),
+        "timeline": cases.timeline(case.case_id, case.unit_code),
     }

@@ -110,7 +110,7 @@ def emit(source_event_id: str, purpose: str, event_type: str, canonical: dict[st
     The only way anything leaves the hub. Delivery ids come from (source event, purpose, target), so
     running this again for the same source event writes nothing new.
     """
-    from chalicelib import cases, delivery, mapping
+    from chalicelib import delivery, mapping
 
     scheduled = 0
     for target in targets:
@@ -123,9 +123,8 @@ def emit(source_event_id: str, purpose: str, event_type: str, canonical: dict[st
             continue
         body = json.dumps({"type": event_type, "timestamp": datetime.now(timezone.utc).isoformat(), "data": native},
                           ensure_ascii=False, separators=(",", ":"))
-        delivery.schedule(delivery_id, source_event_id, purpose, target.id, event_type, body)
-        if case_ref:
-            cases.note(case_ref[0], case_ref[1], "out", event_type, delivery_id, target.id)
+        delivery.schedule(delivery_id, source_event_id, purpose, target.id, event_type, body,
+                          case_key=f"{case_ref[0]}#{case_ref[1]}" if case_ref else None)
         scheduled += 1
     return scheduled
 

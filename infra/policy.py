@@ -1,7 +1,8 @@
 """The IAM policy of the hub's Lambda functions, written by hand (Chalice's policy is replaced).
 
 Least privilege: every statement names its resources by Ref / Fn::GetAtt of `infra/resources.json`
-or by an ARN pattern built with ${AWS::Partition} (China regions are `aws-cn`). The only "*" is
+or by an ARN pattern built with ${AWS::Partition} (China regions are `aws-cn`). The only "*" resources are
+secretsmanager:BatchGetSecretValue/ListSecrets (the batched read of partner secrets) and
 dynamodb:ListStreams, which IAM does not scope to a resource.
 """
 from __future__ import annotations
@@ -91,6 +92,14 @@ def hub_policy_document(fragment: dict[str, Any]) -> dict[str, Any]:
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
             "Resource": [_arn(BUCKET)],
+        },
+        {
+            # Reading every partner's secret in batches needs these two; IAM scopes neither to a resource.
+            # GetSecretValue on each secret (below) still decides which values are returned.
+            "Sid": "PartnerSecretsBatch",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets"],
+            "Resource": "*",
         },
         {
             "Sid": "HubSecrets",

@@ -28,6 +28,12 @@ def _log(message: str) -> None:
     print(f"[hub] {message}", file=sys.stderr, flush=True)
 
 
+def _no_delay_handler(base: type) -> type:
+    """Chalice's handler writes headers and body separately; with Nagle's algorithm on, a kept-alive
+    connection then waits ~40 ms for the client's delayed ACK on every answer."""
+    return type("NoDelayChaliceRequestHandler", (base,), {"disable_nagle_algorithm": True})
+
+
 def main() -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "cn-north-1")
     os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
@@ -109,6 +115,9 @@ def main() -> int:
                                  float(os.environ.get("HUB_SWEEP_INTERVAL", "60")), region))
 
     server = create_local_server(app_module.app, Config(chalice_stage="dev"), "127.0.0.1", port)
+    handler = server.server.RequestHandlerClass  # functools.partial(ChaliceRequestHandler, app_object=…, config=…)
+    server.server.RequestHandlerClass = functools.partial(_no_delay_handler(handler.func), *handler.args,
+                                                          **handler.keywords)
     http_thread = drivers.start(server.server.serve_forever)
     STATE_FILE.parent.mkdir(exist_ok=True)
     STATE_FILE.write_text(json.dumps({"api": f"http://127.0.0.1:{port}", "aws_endpoint": endpoint,

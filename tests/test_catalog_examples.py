@@ -191,13 +191,33 @@ class Sender:
         """Post the catalog's example as-is from the (type, kind) sender; route it if accepted."""
         self.count += 1
         partner_id = sender_id(event_type, kind)
-        body = envelope(event_type, _entry(self.catalog, event_type, "inbound")["example"])
+        example = json.loads(json.dumps(_entry(self.catalog, event_type, "inbound")["example"]))
+        if event_type == "settlement.ready":
+            # A document reference is valid once its bytes were uploaded and verified; the hub mints the id.
+            example["file"]["document_id"] = self._upload_example_file(partner_id, example["file"])
+        body = envelope(event_type, example)
         headers = sign_request(self.secrets[partner_id], body, msg_id=f"msg_example_{self.count}")
         response = self.client.http.post(f"/v1/partners/{partner_id}/events", headers=headers, body=body.encode())
         answer = json.loads(response.body)
         if response.status_code == 202:
             self._route(partner_id, headers["webhook-id"])
         return response.status_code, answer, partner_id
+
+    def _upload_example_file(self, partner_id: str, ref: dict) -> str:
+        from chalicelib import documents
+        from chalicelib.models.examples import SETTLEMENT_EXAMPLE_FILE
+        from chalicelib.settings import get_settings
+
+        slot_body = json.dumps({k: ref[k] for k in ("sha256", "size", "media_type")})
+        status, slot = documents.request_upload(
+            partner_id, sign_request(self.secrets[partner_id], slot_body, msg_id=f"msg_doc_{self.count}"),
+            slot_body.encode())
+        assert status in (200, 201), slot
+        key = documents.get(slot["document_id"]).key
+        boto3.client("s3").put_object(Bucket=get_settings().documents_bucket, Key=key, Body=SETTLEMENT_EXAMPLE_FILE,
+                                      ContentType=ref["media_type"])
+        assert documents.verify_object(get_settings().documents_bucket, key) == "verified"
+        return slot["document_id"]
 
     def _route(self, partner_id: str, msg_id: str) -> None:
         """What the events table's stream does in AWS: hand the new item to the stream handler."""

@@ -158,9 +158,12 @@ def test_deliveries_table_and_state_index(created, endpoint):
     table = ddb.describe_table(TableName="hub-deliveries")["Table"]
     assert table["KeySchema"] == [{"AttributeName": "delivery_id", "KeyType": "HASH"}]
     types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
-    assert types == {"delivery_id": "S", "state_key": "S", "due_at": "N"}
-    [index] = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "state-index"
+    assert types == {"delivery_id": "S", "state_key": "S", "due_at": "N", "case_key": "S", "created_at": "N"}
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"state-index", "case-index"}
+    assert indexes["case-index"]["KeySchema"] == [{"AttributeName": "case_key", "KeyType": "HASH"},
+                                                  {"AttributeName": "created_at", "KeyType": "RANGE"}]
+    index = indexes["state-index"]
     assert index["KeySchema"] == [{"AttributeName": "state_key", "KeyType": "HASH"},
                                   {"AttributeName": "due_at", "KeyType": "RANGE"}]
     assert index["Projection"]["ProjectionType"] == "ALL"

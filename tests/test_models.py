@@ -299,7 +299,19 @@ def test_fuzzed_values_are_never_echoed(value):
         try:
             validate_data("application.submitted", data)
         except HubError as exc:
-            assert value not in json.dumps(exc.body(), ensure_ascii=False)
+            # The answer for a valid example with this one field changed: anything beyond it is an echo.
+            vocabulary = json.dumps(_answer_without(path), ensure_ascii=False)
+            if value not in vocabulary:
+                assert value not in json.dumps(exc.body(), ensure_ascii=False)
+
+
+def _answer_without(path: tuple) -> dict:
+    """The error body for the field at `path` set to a value nobody would send: the model's own words."""
+    try:
+        validate_data("application.submitted", put(example("application.submitted"), path, "\x01"))
+    except HubError as exc:
+        return exc.body()
+    return {}
 
 
 # ---- business rules ----------------------------------------------------------------------

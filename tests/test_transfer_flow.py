@@ -195,7 +195,8 @@ def test_a_complete_transfer_closes_its_loop(flow, payer_mode, land_revenue, ord
     assert case["stage"] == "closed" and case["holds"] == [] and case["risks"] == []
     assert {"application.submitted", "tax.assessed", "payment.order_requested", "case.ready_to_book",
             "tax.booking_shared"} <= {t["type"] for t in case["timeline"]}
-    assert "11010519491231002X" not in json.dumps(view) and "张三" not in json.dumps(view)
+    text = json.dumps(view, ensure_ascii=False)
+    assert "11010519491231002X" not in text and "张三" not in text and "李四" not in text
 
 
 def test_reads_are_for_participants_only_and_cannot_be_replayed(flow):
@@ -348,3 +349,56 @@ def test_e_receipt_is_attached_and_the_registry_told(flow):
         "total_fen": bill["total_fen"], "issued_at": NOW()})
     assert len(flow.sent("nontax.receipt_shared", "bj-registry")) == 1
     assert flow.read("bj-registry", "BJ-RCPT")[1]["cases"][0]["receipts"][0]["receipt_number"] == "0012345678"
+
+
+def test_daily_settlement_file_is_reconciled_against_the_ledger(flow, partners):
+    """Two cases paid; the platform's csv file (one line's amount wrong, one line missing, one extra) is
+    uploaded as a verified document; settlement.ready yields a stored report operators can list."""
+    import hashlib
+
+    from chalicelib import cases, documents, reconcile
+    from chalicelib.flows import settlement
+    from chalicelib.settings import get_settings
+
+    flow.payer_mode = "obligee_pays_all"
+    for case_id in ("BJ-SET-1", "BJ-SET-2"):
+        for order in _to_orders(flow, case_id):
+            flow.send("bj-pay", "payment.succeeded", pay(order))
+    day = settlement.settlement_day(NOW())
+    entries = cases.listed(settlement.ledger_list_key("bj-pay", day))
+    assert len(entries) == len(_ledger("BJ-SET-1")) + len(_ledger("BJ-SET-2")) >= 4
+    rows = [reconcile.row_of_entry(e) for e in entries]
+    rows[0]["amount_fen"] += 1                      # amount mismatch
+    dropped = rows.pop(1)                           # missing in the file
+    rows.append({**dropped, "platform_order_id": "P-UNKNOWN", "platform_sub_order_id": "P-UNKNOWN-1",
+                 "order_id": "", "sub_order_id": ""})  # missing in the hub
+    content = ("\n".join(reconcile.render_csv(day, rows)) + "\n").encode()
+
+    slot_body = json.dumps({"sha256": hashlib.sha256(content).hexdigest(), "size": len(content),
+                            "media_type": "text/csv"})
+    status, slot = documents.request_upload("bj-pay", sign_request(secret_of(partners, "bj-pay"), slot_body),
+                                            slot_body.encode())
+    assert status == 201, slot
+    record = documents.get(slot["document_id"])
+    boto3.client("s3").put_object(Bucket=get_settings().documents_bucket, Key=record.key, Body=content,
+                                  ContentType="text/csv")
+    assert documents.verify_object(get_settings().documents_bucket, record.key) == "verified"
+
+    notice = {"settlement_date": day, "format": "csv",
+              "file": {"document_id": slot["document_id"], "sha256": hashlib.sha256(content).hexdigest(),
+                       "media_type": "text/csv", "size": len(content)},
+              "totals": reconcile.totals_of(rows)}
+    flow.send("bj-pay", "settlement.ready", notice)
+    [listed] = settlement.reports()
+    assert listed["ok"] is False
+    assert listed["summary"]["amount_mismatch"] == 1 and listed["summary"]["missing_in_file"] == 1
+    assert listed["summary"]["missing_in_hub"] == 1 and listed["summary"]["matched"] == len(entries) - 2
+    assert settlement.report(listed["report_key"])["summary"] == listed["summary"]
+
+
+def test_a_settlement_notice_for_an_unverified_document_is_refused(flow):
+    status, body = flow.post("bj-pay", "settlement.ready", {
+        "settlement_date": "2026-11-20", "format": "csv",
+        "file": {"document_id": "doc_" + "a" * 32, "sha256": "0" * 64, "media_type": "text/csv", "size": 10},
+        "totals": {"payment_count": 0, "payment_fen": 0, "refund_count": 0, "refund_fen": 0}})
+    assert (status, body["error"]["code"]) == (422, "document_not_verified")

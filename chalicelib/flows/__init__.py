@@ -5,14 +5,15 @@ the static routes, must be idempotent (the stream may hand it the same event aga
 send the same fact under a new webhook-id), and sends only through `routing.emit`.
 
 `door_check` runs at ingest, before anything is stored: a fact about a case or order the hub does not
-know is refused with a 422 there, rather than accepted and stranded.
+know is refused with a 422 there, rather than accepted and stranded. A check that finds the case
+returns its key, which is stored with the event (the case timeline is read through it).
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 HANDLERS: dict[str, Callable[[Any], None]] = {}
-DOOR_CHECKS: dict[str, Callable[[Any, dict[str, Any]], None]] = {}
+DOOR_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {}
 _loaded = False
 
 
@@ -35,7 +36,7 @@ def checks(*event_types: str) -> Callable:
 def _load() -> None:
     global _loaded
     if not _loaded:
-        from chalicelib.flows import transfer  # noqa: F401  (registers its handlers)
+        from chalicelib.flows import settlement, transfer  # noqa: F401  (they register their handlers)
 
         _loaded = True
 
@@ -47,11 +48,11 @@ def handle(stored: Any) -> None:
         handler(stored)
 
 
-def door_check(partner: Any, event_type: str, data: dict[str, Any]) -> None:
+def door_check(partner: Any, event_type: str, data: dict[str, Any]) -> str | None:
+    """Raise the 422 of a fact about an unknown case or order; else the case key, when a check found it."""
     _load()
     check = DOOR_CHECKS.get(event_type)
-    if check is not None:
-        check(partner, data)
+    return check(partner, data) if check is not None else None
 
 
 def sweep(now: float | None = None) -> dict[str, int]:

@@ -132,25 +132,30 @@ def _check_application(partner: Any, data: dict[str, Any]) -> None:
 
 
 @checks("tax.assessed", "nontax.bill_issued", "nontax.receipt_issued")
-def _check_known_case(partner: Any, data: dict[str, Any]) -> None:
-    if _case_for(partner, data) is None:
+def _check_known_case(partner: Any, data: dict[str, Any]) -> str:
+    case = _case_for(partner, data)
+    if case is None:
         raise HubError(422, "unknown_case", "No case with this number and unit in the sender's city.",
                        [{"field": "data.case_id", "code": "unknown_case", "message": "no such case"}])
+    return case.key_text
 
 
 @checks("tax.cleared")
-def _check_assessed(partner: Any, data: dict[str, Any]) -> None:
+def _check_assessed(partner: Any, data: dict[str, Any]) -> str:
     case = _case_for(partner, data)
     if case is None or not case.doc.get("assessment"):
         raise HubError(422, "case_not_assessed", "A clearance for a case the hub has no assessment of.",
                        [{"field": "data.case_id", "code": "case_not_assessed", "message": "no assessment on record"}])
+    return case.key_text
 
 
 @checks("payment.succeeded", "payment.failed", "payment.refunded")
-def _check_known_order(partner: Any, data: dict[str, Any]) -> None:
-    if cases.case_of_order(data["order_id"]) is None:
+def _check_known_order(partner: Any, data: dict[str, Any]) -> str:
+    ref = cases.case_of_order(data["order_id"])
+    if ref is None:
         raise HubError(422, "unknown_order", "No order with this id.",
                        [{"field": "data.order_id", "code": "unknown_order", "message": "no such order"}])
+    return f"{ref[0]}#{ref[1]}"
 
 
 # ---------------------------------------------------------------- handlers
@@ -175,7 +180,6 @@ def on_application_submitted(stored: Any) -> None:
         "restriction_flags": [],
     }
     case, _ = cases.update(data["case_id"], data["unit_code"], lambda c: None if c.is_new else UNCHANGED, create=doc)
-    cases.note(case.case_id, case.unit_code, "in", stored.type, stored.event_id, stored.partner_id)
     if case.doc["submitted_event"] != stored.event_id:
         return  # the same application under another webhook-id: the first one started the flow
     _flag_restrictions(case)
@@ -200,7 +204,6 @@ def on_tax_assessed(stored: Any) -> None:
     case = _case_for(directory.get(stored.partner_id), data)
     if case is None:
         return
-    cases.note(case.case_id, case.unit_code, "in", stored.type, stored.event_id, stored.partner_id)
 
     def record(c: Case) -> Any:
         current = c.doc.get("assessment")
@@ -226,7 +229,6 @@ def on_bill_issued(stored: Any) -> None:
     case = _case_for(get_directory().get(stored.partner_id), data)
     if case is None:
         return
-    cases.note(case.case_id, case.unit_code, "in", stored.type, stored.event_id, stored.partner_id)
     planned = _bill_plan(case.doc)
     role = next((r for r in planned if data.get("request_id") == f"{case.case_id}-{r}"), None)
     if role is None:
@@ -288,10 +290,7 @@ def _order_case(stored: Any) -> Case | None:
     ref = cases.case_of_order(stored.data["order_id"])
     if ref is None:
         return None
-    case = cases.load(*ref)
-    if case is not None:
-        cases.note(case.case_id, case.unit_code, "in", stored.type, stored.event_id, stored.partner_id)
-    return case
+    return cases.load(*ref)
 
 
 @handles("payment.succeeded")
@@ -310,8 +309,7 @@ def on_payment_succeeded(stored: Any) -> None:
                "total_fen": data["total_fen"]})
         return
     entries = ledger.entries_for_payment(order, match.paid_lines, f"clearing:{stored.partner_id}")
-    for entry in entries:  # money first, each entry once: a re-run books nothing twice
-        cases.put_once(case.case_id, case.unit_code, "ledger", entry.entry_id, {**entry.to_dict(), "at": time.time()})
+    _book(case, entries, stored.partner_id, data["paid_at"])
 
     def record(c: Case) -> Any:
         state = c.doc["orders"][data["order_id"]]
@@ -330,6 +328,17 @@ def on_payment_succeeded(stored: Any) -> None:
     case, _ = cases.update(case.case_id, case.unit_code, record)
     metrics.add_metric(name="PaymentsBooked", unit="Count", value=len(entries))
     _maybe_ready(case, stored.event_id)
+
+
+def _book(case: Case, entries: list, platform_partner_id: str, moved_at: str) -> None:
+    """Money first, each entry once (deterministic ids): a re-run books nothing twice. Each entry is
+    also listed under its platform's settlement day, which is what the daily reconciliation reads."""
+    from chalicelib.flows.settlement import ledger_list_key, settlement_day
+
+    listed = ledger_list_key(platform_partner_id, settlement_day(moved_at))
+    for entry in entries:
+        cases.put_once(case.case_id, case.unit_code, "ledger", entry.entry_id, {**entry.to_dict(), "at": time.time()},
+                       listed=listed)
 
 
 def _order_state(state: dict[str, Any]) -> str:
@@ -381,8 +390,7 @@ def on_payment_refunded(stored: Any) -> None:
         _hold(case, f"refund-{data['order_id']}-{data['refund_id']}", outcome,
               {"order_id": data["order_id"], "refund_id": data["refund_id"], "total_fen": data["total_fen"]})
         return
-    for entry in outcome:
-        cases.put_once(case.case_id, case.unit_code, "ledger", entry.entry_id, {**entry.to_dict(), "at": time.time()})
+    _book(case, outcome, stored.partner_id, data["refunded_at"])
 
     def record(c: Case) -> Any:
         state = c.doc["orders"][data["order_id"]]
@@ -406,7 +414,6 @@ def on_tax_cleared(stored: Any) -> None:
     case = _case_for(get_directory().get(stored.partner_id), data)
     if case is None:
         return
-    cases.note(case.case_id, case.unit_code, "in", stored.type, stored.event_id, stored.partner_id)
     problems = clearance.check(case.doc["assessment"]["lines"], _paid_tax_lines(case.doc), data)
     if problems:
         _hold(case, f"clearance-{data['certificate_no']}", "clearance_mismatch",
@@ -482,7 +489,6 @@ def on_registration_booked(stored: Any) -> None:
     case = cases.load(data["case_id"], data["unit_code"])
     if case is None or case.doc.get("flow") != "transfer":
         return
-    cases.note(case.case_id, case.unit_code, "in", stored.type, stored.event_id, stored.partner_id)
 
     def record(c: Case) -> Any:
         if c.doc.get("booking"):
@@ -512,7 +518,6 @@ def on_receipt_issued(stored: Any) -> None:
     case = _case_for(get_directory().get(stored.partner_id), data)
     if case is None:
         return
-    cases.note(case.case_id, case.unit_code, "in", stored.type, stored.event_id, stored.partner_id)
 
     def record(c: Case) -> Any:
         if data["bill_no"] in c.doc["receipts"]:
@@ -535,7 +540,6 @@ def on_application_rejected(stored: Any) -> None:
     case = cases.load(data["case_id"], data["unit_code"])
     if case is None:
         return
-    cases.note(case.case_id, case.unit_code, "in", stored.type, stored.event_id, stored.partner_id)
 
     def record(c: Case) -> Any:
         if c.doc.get("rejected"):

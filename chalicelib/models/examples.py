@@ -5,6 +5,8 @@ IDs and USCCs with correct check characters); the people are invented.
 """
 from __future__ import annotations
 
+import hashlib
+
 from typing import Any
 
 BJ_UNIT = "110105001001GB00001F00010001"   # 北京 朝阳
@@ -160,6 +162,18 @@ def _session() -> dict[str, Any]:
             "instructions": "请申请人使用浙里办App扫码登录后按提示操作", "opened_at": "2025-09-06T10:12:00+08:00"}
 
 
+# The settlement file the settlement.ready example refers to (its hash and size are in the example):
+# the two orders of the example case, as the platform's csv file lists them.
+SETTLEMENT_EXAMPLE_FILE = (
+    "settlement_date,platform_order_id,platform_sub_order_id,order_id,sub_order_id,kind,amount_fen\n"
+    "2025-09-01,ZR202509011000001,ZR202509011000001-1,110105-BJ2025-000123-E-1,110105-BJ2025-000123-E-1-T1,"
+    "payment,5600000\n"
+    "2025-09-01,ZR202509011000001,ZR202509011000001-2,110105-BJ2025-000123-E-1,110105-BJ2025-000123-E-1-N1,"
+    "payment,8000\n"
+    "2025-09-01,ZR202509011000002,ZR202509011000002-1,110105-BJ2025-000123-R-1,110105-BJ2025-000123-R-1-T1,"
+    "payment,5600000\n").encode()
+
+
 def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
     """Fresh example dicts, keyed by (type, direction)."""
     bj_case = "BJ2025-000123"
@@ -312,10 +326,10 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
         "refunded_at": "2025-09-05T10:00:00+08:00",
     }
     ex["settlement.ready", "inbound"] = {
-        "settlement_date": "2025-09-01", "format": "bank_govpay",
-        "file": _doc("doc_Stl20250901", "653fef92ab1c1531da5d15d83ef5ce55267b3c9e556e47ec60f0d9b3f33ac504",
-                     "text/csv", 1_048_576),
-        "totals": {"payment_count": 128, "payment_fen": 734_560_000, "refund_count": 2, "refund_fen": 16_000},
+        "settlement_date": "2025-09-01", "format": "csv",
+        "file": _doc("doc_stl20250901", hashlib.sha256(SETTLEMENT_EXAMPLE_FILE).hexdigest(), "text/csv",
+                     len(SETTLEMENT_EXAMPLE_FILE)),
+        "totals": {"payment_count": 2, "payment_fen": 11_208_000, "refund_count": 0, "refund_fen": 0},
     }
 
     # ---- bank -----------------------------------------------------------------------------

@@ -1,0 +1,530 @@
+"""AWS requests per complete transfer case (flow 1, one window), counted AT THE AWS ENDPOINT.
+
+moto server (own process, request recorder) → local mode (`python -m localmode`) against it → the
+Beijing partners (bj-registry, bj-tax, bj-fiscal, bj-pay; canonical formats) played by this process:
+an HTTP receiver keeps every delivery, and the benchmark answers them as the partners would, signed
+with the official standardwebhooks library. One warm-up case first (not counted), then recording
+starts and N complete cases run in lock-step phases, each phase settled (its deliveries received, the
+delivery queue empty, the hub quiet) before the next:
+
+    submit   application.submitted                  → tax.assessment_requested + nontax.bill_requested ×2
+    answer   nontax.bill_issued ×2 + tax.assessed   → payment.order_requested ×2 (each_pays_own)
+    pay      payment.succeeded ×2                   → (ledger; nothing delivered)
+    clear    tax.cleared                            → case.ready_to_book
+    book     registration.booked                    → tax.booking_shared
+
+and, apart from the case total, one signed case read (GET /v1/cases/{id}) per case. Every request
+the endpoint recorded is classified by service, operation and table, as a write or a read, as made by
+the hub's code or by the event-source emulation (localmode/drivers.py: ReceiveMessage,
+DeleteMessageBatch, GetRecords, …), and, for reads, as following from events or from time (polling,
+the partner-registry refresh). Observer requests (this process's own look-ups) carry another access
+key id and are left out.
+
+    .venv/bin/python -m bench.transfer_requests [--cases 10] [--land-revenue 500000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.common import (REPO, LocalHub, MotoServer, Signer, http, log, partners_doc, secret_of,
+                          write_result)
+from bench.write_count import (EMULATION_OPS, OBSERVER_KEY, READ_OPS, TIME_BASED, Observer, classify,
+                               emulation_ops_in_hub_code, label)
+
+NAME = "transfer_requests"
+PAYER_MODE = "each_pays_own"
+# Read operations write_count.READ_OPS does not know (yet); without them a batched secret read would
+# count as a write.
+MORE_READ_OPS = {"BatchGetSecretValue", "GetSecretValue", "DescribeSecret", "ListSecrets"}
+MORE_TIME_BASED = {("secretsmanager", "BatchGetSecretValue")}
+PHASES = ("submit", "answer", "pay", "clear", "book")
+
+
+def is_write(r: dict[str, Any]) -> bool:
+    return r["write"] and r["op"] not in MORE_READ_OPS and r["op"] not in READ_OPS
+
+
+def is_time_based(r: dict[str, Any]) -> bool:
+    key = (r["service"], r["op"])
+    return key in TIME_BASED or key in MORE_TIME_BASED or (r["service"], r["op"], r["resource"]) in TIME_BASED
+
+
+class Inbox:
+    """The partners' endpoint: answers 204 and keeps every delivery (path, type, data), once per webhook-id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0  # every POST, repeats included (what write_count's settle looks at)
+        self.repeats = 0
+        self.got: list[dict[str, Any]] = []
+        self._ids: set[str] = set()
+        inbox = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                webhook_id = self.headers.get("webhook-id", "")
+                with inbox._lock:
+                    inbox.count += 1
+                    if webhook_id in inbox._ids:
+                        inbox.repeats += 1
+                    else:
+                        inbox._ids.add(webhook_id)
+                        payload = json.loads(body)
+                        inbox.got.append({"partner": self.path.strip("/"), "type": payload["type"],
+                                          "data": payload["data"], "webhook_id": webhook_id})
+                self.send_response(204)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="inbox").start()
+
+    def find(self, event_type: str, cases: set[str], partner: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [d for d in self.got if d["type"] == event_type and d["data"].get("case_id") in cases
+                    and (partner is None or d["partner"] == partner)]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class TransferStack:
+    """moto (recorder) + the partners' inbox + local mode; torn down in reverse order whatever happens."""
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="hub-bench-transfer-")
+        self.workdir = Path(self._tmp.name)
+        self.recorder_file = self.workdir / "moto_recording.jsonl"
+        self.moto = self.receiver = self.hub = None
+        try:
+            self.moto = MotoServer(self.workdir, self.recorder_file)
+            self.receiver = Inbox()
+            self.doc, self.partners_source = partners_doc(f"http://127.0.0.1:{self.receiver.port}")
+            partners_file = self.workdir / "partners.json"
+            partners_file.write_text(json.dumps(self.doc))
+            self.hub = LocalHub(self.workdir, self.moto.url, partners_file)
+            log(f"moto {self.moto.url}, local mode {self.hub.url} ready in {self.hub.ready_s:.1f} s")
+        except BaseException:
+            self.close()
+            raise
+
+    def hub_log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.hub.log_path.read_text(errors="replace")[-chars:] if self.hub else ""
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        if self.hub is not None:
+            self.hub.stop()
+        if self.receiver is not None:
+            self.receiver.close()
+        if self.moto is not None:
+            self.moto.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "TransferStack":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def case_item_kind(raw: dict[str, Any]) -> str:
+    """What a PutItem on hub-cases wrote, from its key (chalicelib/cases.py: `<unit>#record`,
+    `<unit>#ledger#…`, `order#…`, `nonce#…`, …)."""
+    import base64
+
+    body = base64.b64decode(raw.get("body") or "") if raw.get("body_encoded") else (raw.get("body") or "").encode()
+    try:
+        item = json.loads(body)["Item"]
+        pk, sk = item["pk"]["S"], item["sk"]["S"]
+    except (ValueError, KeyError, TypeError):
+        return "?"
+    if not pk.startswith("case#"):
+        return pk.split("#", 1)[0]  # order (index), nonce (signed read)
+    parts = sk.split("#")
+    return parts[1] if len(parts) > 1 else sk
+
+
+def label_kind(r: dict[str, Any]) -> str:
+    return label(r) + (f" {r['item_kind']}" if r.get("item_kind") else "")
+
+
+class Recording:
+    """The moto recorder's file, read as moto appends to it; remembers when the hub last wrote."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.entries: list[dict[str, Any]] = []
+        self.bad_lines = 0
+        self.joined_lines = 0  # entries found sharing a line with another (recovered)
+        self.last_hub_write_at = time.monotonic()
+
+    def poll(self) -> None:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return
+        self.offset += end + 1
+        for line in chunk[:end].decode("utf-8", "replace").splitlines():
+            for raw in self._objects(line):
+                try:
+                    entry = classify(raw)
+                except (ValueError, KeyError):
+                    self.bad_lines += 1
+                    continue
+                entry["write"] = is_write(entry)
+                if (entry["service"], entry["op"], entry["resource"]) == ("dynamodb", "PutItem", "hub-cases"):
+                    entry["item_kind"] = case_item_kind(raw)
+                self.entries.append(entry)
+                if entry["write"] and entry["key_id"] != OBSERVER_KEY:
+                    self.last_hub_write_at = time.monotonic()
+
+    def _objects(self, line: str) -> list[dict[str, Any]]:
+        """The JSON objects on one line. moto's recorder writes an entry and its newline in two calls from
+        concurrent threads, so two entries sometimes share a line (and the next line is empty)."""
+        decoder = json.JSONDecoder()
+        found, at = [], 0
+        while at < len(line):
+            while at < len(line) and line[at].isspace():
+                at += 1
+            if at >= len(line):
+                break
+            try:
+                obj, at = decoder.raw_decode(line, at)
+            except ValueError:
+                self.bad_lines += 1
+                break
+            if len(found) >= 1:
+                self.joined_lines += 1
+            found.append(obj)
+        return found
+
+
+class Cases:
+    """N transfer cases driven by the partners, phase by phase."""
+
+    def __init__(self, stack: TransferStack, observer: Observer, recording: Recording | None, n: int,
+                 land_revenue: int | None, tag: str):
+        from tests.test_transfer_flow import BJ_UNIT
+
+        self.stack, self.observer, self.recording = stack, observer, recording
+        self.unit = BJ_UNIT
+        self.ids = [f"BENCH-{tag}{i:02d}-{uuid.uuid4().hex[:4]}" for i in range(n)]
+        self.land_revenue = land_revenue
+        self.signers = {pid: Signer(secret_of(stack.doc, pid)) for pid in ("bj-registry", "bj-tax", "bj-fiscal", "bj-pay")}
+        self.posted: Counter = Counter()
+        self.statuses: Counter = Counter()
+        self.event_ids: set[str] = set()
+        self.case_set = set(self.ids)
+
+    def post(self, partner_id: str, event_type: str, data: dict[str, Any]) -> None:
+        body = json.dumps({"type": event_type, "timestamp": datetime.now(timezone.utc).isoformat(), "data": data},
+                          ensure_ascii=False).encode("utf-8")
+        status, answer = http("POST", f"{self.stack.hub.url}/v1/partners/{partner_id}/events", body,
+                              self.signers[partner_id].headers(body), timeout=30)
+        self.statuses[status] += 1
+        self.posted[event_type] += 1
+        if status != 202:
+            raise RuntimeError(f"{event_type} from {partner_id}: HTTP {status} {answer[:300]!r}")
+        self.event_ids.add(json.loads(answer)["event_id"])
+
+    def delivered(self, event_type: str, partner: str) -> list[dict[str, Any]]:
+        return self.stack.receiver.find(event_type, self.case_set, partner)
+
+    def settle(self, done: Callable[[], bool], what: str, quiet_s: float = 0.6, timeout_s: float = 120) -> None:
+        """`done()`, the delivery queue empty, and no write by the hub for `quiet_s`."""
+        started = time.monotonic()
+        while True:
+            if self.recording is not None:
+                self.recording.poll()
+            quiet = self.recording is None or time.monotonic() - self.recording.last_hub_write_at >= quiet_s
+            if quiet and done() and self.observer.queue_empty():
+                return
+            if time.monotonic() - started > timeout_s:
+                raise RuntimeError(f"{what}: not settled within {timeout_s:.0f} s\nhub log tail:\n"
+                                   f"{self.stack.hub_log_tail()}")
+            time.sleep(0.05)
+
+    def orders_paid(self) -> bool:
+        for case_id in self.ids:
+            item = self.observer.ddb.get_item(TableName="hub-cases", ConsistentRead=True, Key={
+                "pk": {"S": f"case#{case_id}"}, "sk": {"S": f"{self.unit}#record"}}).get("Item")
+            orders = json.loads(item["doc"]["S"])["orders"] if item else {}
+            if not orders or any(state["state"] != "paid" for state in orders.values()):
+                return False
+        return True
+
+    # ----------------------------------------------------------------- the phases
+
+    def submit(self) -> None:
+        from tests.test_transfer_flow import application
+
+        for case_id in self.ids:
+            self.post("bj-registry", "application.submitted", application(case_id, PAYER_MODE, self.land_revenue))
+        bills = 2 if self.land_revenue else 1
+        self.settle(lambda: len(self.delivered("tax.assessment_requested", "bj-tax")) >= len(self.ids)
+                    and len(self.delivered("nontax.bill_requested", "bj-fiscal")) >= bills * len(self.ids),
+                    "assessment and bill requests")
+
+    def answer(self) -> None:
+        from tests.test_transfer_flow import assessment, bill_for
+
+        for request in self.delivered("nontax.bill_requested", "bj-fiscal"):
+            self.post("bj-fiscal", "nontax.bill_issued", bill_for(request["data"]))
+        for request in self.delivered("tax.assessment_requested", "bj-tax"):
+            self.post("bj-tax", "tax.assessed", assessment(request["data"]["case_id"]))
+        self.settle(lambda: len(self.delivered("payment.order_requested", "bj-pay")) >= 2 * len(self.ids),
+                    "payment orders")
+
+    def pay(self) -> None:
+        from tests.test_transfer_flow import pay
+
+        for order in self.delivered("payment.order_requested", "bj-pay"):
+            self.post("bj-pay", "payment.succeeded", pay(order["data"]))
+        self.settle(self.orders_paid, "orders paid")
+
+    def clear(self) -> None:
+        from tests.test_transfer_flow import clearance
+
+        for case_id in self.ids:
+            self.post("bj-tax", "tax.cleared", clearance(case_id))
+        self.settle(lambda: len(self.delivered("case.ready_to_book", "bj-registry")) >= len(self.ids),
+                    "ready to book")
+
+    def book(self) -> None:
+        from tests.test_transfer_flow import NOW
+
+        for ready in self.delivered("case.ready_to_book", "bj-registry"):
+            data = ready["data"]
+            self.post("bj-registry", "registration.booked", {
+                "case_id": data["case_id"], "unit_code": data["unit_code"], "service": "transfer", "booked_at": NOW(),
+                "certificates": [{"kind": "ownership_certificate",
+                                  "number": f"京(2026)朝阳区不动产权第{abs(hash(data['case_id'])) % 10**7:07d}号"}]})
+        self.settle(lambda: len(self.delivered("tax.booking_shared", "bj-tax")) >= len(self.ids), "booking shared")
+
+    def read_each(self) -> Counter:
+        """One signed read per case (as chalicelib/reads.py describes); returns the stages seen."""
+        from standardwebhooks import Webhook
+
+        stages: Counter = Counter()
+        webhook = Webhook(secret_of(self.stack.doc, "bj-registry"))
+        for case_id in self.ids:
+            nonce = f"read_{uuid.uuid4().hex}"
+            now = datetime.now(timezone.utc).replace(microsecond=0)
+            status, body = http("GET", f"{self.stack.hub.url}/v1/cases/{case_id}", headers={
+                "hub-partner-id": "bj-registry", "webhook-id": nonce, "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": webhook.sign(nonce, now, f"GET /v1/cases/{case_id}")}, timeout=30)
+            if status != 200:
+                raise RuntimeError(f"read {case_id}: HTTP {status} {body[:300]!r}")
+            for case in json.loads(body)["cases"]:
+                stages[case["stage"]] += 1
+                if case["holds"] or case["risks"]:
+                    raise RuntimeError(f"case {case_id} has holds or risks: {case['holds']} {case['risks']}")
+        self.settle(lambda: True, "reads")
+        return stages
+
+
+def _per(counter: Counter, n: int) -> dict[str, float]:
+    return {k: round(v / n, 3) for k, v in sorted(counter.items())}
+
+
+def _figures(entries: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    writes = [r for r in entries if r["write"]]
+    reads = [r for r in entries if not r["write"]]
+    hub_writes = [r for r in writes if r["op"] not in EMULATION_OPS]
+    emu_writes = [r for r in writes if r["op"] in EMULATION_OPS]
+    hub_reads = [r for r in reads if r["op"] not in EMULATION_OPS]
+    emu_reads = [r for r in reads if r["op"] in EMULATION_OPS]
+    return {
+        "requests": round(len(entries) / n, 3),
+        "writes": round(len(writes) / n, 3),
+        "writes_by_hub_code": round(len(hub_writes) / n, 3),
+        "writes_by_event_source_emulation": round(len(emu_writes) / n, 3),
+        "reads": round(len(reads) / n, 3),
+        "reads_by_hub_code": round(len(hub_reads) / n, 3),
+        "reads_by_hub_code_event_driven": round(sum(1 for r in hub_reads if not is_time_based(r)) / n, 3),
+        "reads_by_hub_code_time_based": round(sum(1 for r in hub_reads if is_time_based(r)) / n, 3),
+        "reads_by_event_source_emulation": round(len(emu_reads) / n, 3),
+        "hub_code_writes_by_operation_and_table": _per(Counter(map(label, hub_writes)), n),
+        "hub_code_writes_by_operation_table_and_item": _per(Counter(map(label_kind, hub_writes)), n),
+        "emulation_writes_by_operation_and_table": _per(Counter(map(label, emu_writes)), n),
+        "hub_code_event_driven_reads_by_operation_and_table": _per(
+            Counter(label(r) for r in hub_reads if not is_time_based(r)), n),
+        "time_based_reads_by_operation_and_table": _per(Counter(label(r) for r in reads if is_time_based(r)), n),
+    }
+
+
+def run(n: int = 10, land_revenue: int | None = 500_000) -> dict[str, Any]:
+    with TransferStack() as stack:
+        observer = Observer(stack)
+        # Warm-up: one complete case before counting (first loads, caches, imports in the hub).
+        warm = Cases(stack, observer, None, 1, land_revenue, "W")
+        for phase in PHASES:
+            getattr(warm, phase)()
+        time.sleep(1.0)
+
+        recording = Recording(stack.recorder_file)
+        stack.moto.api("recorder/stop-recording")
+        stack.moto.api("recorder/reset-recording")
+        stack.moto.api("recorder/start-recording")
+        cases = Cases(stack, observer, recording, n, land_revenue, "C")
+        spans: dict[str, tuple[int, int, float]] = {}
+        started = time.monotonic()
+        for phase in (*PHASES, "read_each"):
+            recording.poll()
+            first, t0 = len(recording.entries), time.monotonic()
+            result = getattr(cases, phase)()
+            recording.poll()
+            spans[phase] = (first, len(recording.entries), time.monotonic() - t0)
+            if phase == "read_each":
+                stages = result
+        stack.moto.api("recorder/stop-recording")
+        time.sleep(0.3)
+        recording.poll()
+        window_s = sum(spans[p][2] for p in PHASES)
+        case_delivery_states = observer.deliveries_of(cases.event_ids)
+        deliveries = Counter((d["partner"], d["type"]) for d in stack.receiver.got if d["data"].get("case_id") in cases.case_set)
+        repeats = stack.receiver.repeats
+        hub_log = stack.hub.log_path.read_text(errors="replace")
+
+    hub_entries = [r for r in recording.entries if r["key_id"] != OBSERVER_KEY]
+    observer_count = len(recording.entries) - len(hub_entries)
+
+    def span(phase: str) -> list[dict[str, Any]]:
+        first, last, _ = spans[phase]
+        return [r for r in recording.entries[first:last] if r["key_id"] != OBSERVER_KEY]
+
+    case_entries = [r for p in PHASES for r in span(p)]
+    per_phase = {}
+    for phase in PHASES:
+        entries = span(phase)
+        f = _figures(entries, n)
+        per_phase[phase] = {"seconds": round(spans[phase][2], 2), "writes_by_hub_code": f["writes_by_hub_code"],
+                            "writes_by_event_source_emulation": f["writes_by_event_source_emulation"],
+                            "reads_by_hub_code_event_driven": f["reads_by_hub_code_event_driven"],
+                            "hub_code_writes_by_operation_table_and_item": f["hub_code_writes_by_operation_table_and_item"],
+                            "hub_code_event_driven_reads_by_operation_and_table":
+                                f["hub_code_event_driven_reads_by_operation_and_table"]}
+    inbound = sum(cases.posted.values())
+    problems = []
+    if recording.bad_lines:
+        problems.append(f"{recording.bad_lines} recorder lines could not be read: counts may be short")
+    if set(case_delivery_states) != {"delivered"}:
+        problems.append(f"not every delivery was delivered: {dict(case_delivery_states)}")
+    if dict(stages) != {"closed": n}:
+        problems.append(f"not every case closed: {dict(stages)}")
+    delivered_total = sum(deliveries.values())
+    per_case = _figures(case_entries, n)
+    return {
+        "what": f"AWS requests per complete transfer case ({PAYER_MODE}), counted at the moto endpoint by its recorder",
+        "cases": n, "payer_mode": PAYER_MODE, "land_revenue_fen": land_revenue,
+        "partners": {"source": stack.partners_source, "acting": ["bj-registry", "bj-tax", "bj-fiscal", "bj-pay"],
+                     "receiver": "answers 204 to every delivery"},
+        "inbound_events_per_case": _per(cases.posted, n),
+        "http_statuses": {str(k): v for k, v in sorted(cases.statuses.items())},
+        "deliveries_per_case": {f"{p} {t}": round(v / n, 3) for (p, t), v in sorted(deliveries.items())},
+        "delivery_states_per_case": _per(case_delivery_states, n),
+        "repeated_deliveries_seen": repeats,
+        "counting_window_seconds": round(window_s, 2),
+        "recorded_requests": len(recording.entries), "observer_requests_excluded": observer_count,
+        "unparseable_recording_lines": recording.bad_lines, "recovered_joined_entries": recording.joined_lines,
+        "per_case": per_case,
+        "per_inbound_event": {"writes_by_hub_code": round(per_case["writes_by_hub_code"] * n / inbound, 3),
+                              "writes": round(per_case["writes"] * n / inbound, 3)},
+        "per_delivery": {"writes_by_hub_code": round(per_case["writes_by_hub_code"] * n / max(delivered_total, 1), 3)},
+        "per_phase_per_case": per_phase,
+        "time_based_reads_per_second": {
+            k: round(v / window_s, 2) for k, v in sorted(Counter(label(r) for r in case_entries if is_time_based(r)).items())},
+        "signed_read_per_case": {**_figures(span("read_each"), n), "stages_seen": dict(stages)},
+        "attribution": {
+            "event_source_emulation_ops": sorted(EMULATION_OPS),
+            "emulation_ops_called_by_hub_code": emulation_ops_in_hub_code(),
+            "reads_added_to_write_count_READ_OPS": sorted(MORE_READ_OPS - READ_OPS),
+        },
+        "personal_data_in_hub_log": any(x in hub_log for x in ("11010519491231002X", "110105195001010039")),
+        "warnings": problems,
+        "notes": [
+            "counting window = the five phases (submit … book); signed reads are counted apart (signed_read_per_case)",
+            "phases are lock-step over all N cases and each is settled before the next, so every request "
+            "falls in the phase that caused it (time-based polling excepted)",
+            "time-based reads (GetRecords, ReceiveMessage, partner-registry refresh, S3 listing) depend on "
+            "how long the window lasted, not on the number of cases",
+        ],
+    }
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    pc = result["per_case"]
+    lines = [
+        f"transfer_requests: {result['cases']} complete {result['payer_mode']} cases, "
+        f"{sum(result['inbound_events_per_case'].values()):g} inbound events and "
+        f"{sum(result['deliveries_per_case'].values()):g} deliveries per case "
+        f"(states {result['delivery_states_per_case']}), {result['recorded_requests']} requests recorded in "
+        f"{result['counting_window_seconds']} s",
+        f"  per case: writes {pc['writes']} (hub code {pc['writes_by_hub_code']}, event-source emulation "
+        f"{pc['writes_by_event_source_emulation']}); reads {pc['reads']} (hub code event-driven "
+        f"{pc['reads_by_hub_code_event_driven']}, hub code time-based {pc['reads_by_hub_code_time_based']}, "
+        f"emulation {pc['reads_by_event_source_emulation']})",
+        f"  per inbound event: {result['per_inbound_event']}; per delivery: {result['per_delivery']}",
+    ]
+    lines += [f"    write (hub)       {k}: {v}" for k, v in pc["hub_code_writes_by_operation_table_and_item"].items()]
+    lines += [f"    write (emulation) {k}: {v}" for k, v in pc["emulation_writes_by_operation_and_table"].items()]
+    lines += [f"    read  (hub, event) {k}: {v}" for k, v in pc["hub_code_event_driven_reads_by_operation_and_table"].items()]
+    lines += [f"    read  (time)       {k}: {v}" for k, v in pc["time_based_reads_by_operation_and_table"].items()]
+    for phase, f in result["per_phase_per_case"].items():
+        lines.append(f"  phase {phase:<6} ({f['seconds']} s): hub writes {f['writes_by_hub_code']} "
+                     f"{f['hub_code_writes_by_operation_table_and_item']}, emulation writes "
+                     f"{f['writes_by_event_source_emulation']}, event-driven reads {f['reads_by_hub_code_event_driven']}")
+    sr = result["signed_read_per_case"]
+    lines.append(f"  one signed case read: writes {sr['writes_by_hub_code']} {sr['hub_code_writes_by_operation_table_and_item']}, "
+                 f"event-driven reads {sr['reads_by_hub_code_event_driven']} "
+                 f"{sr['hub_code_event_driven_reads_by_operation_and_table']}; stages {sr['stages_seen']}")
+    lines.append("  time-based reads per second: " + ", ".join(
+        f"{k} {v}" for k, v in result["time_based_reads_per_second"].items()))
+    lines.append(f"  recorder: {result['recovered_joined_entries']} entries recovered from shared lines, "
+                 f"{result['unparseable_recording_lines']} unreadable")
+    lines += [f"  WARNING: {w}" for w in result["warnings"]]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--land-revenue", type=int, default=500_000,
+                        help="land revenue in fen (0: none; then the obligor gets no bill)")
+    args = parser.parse_args(argv)
+    result = run(max(1, min(args.cases, 100)), args.land_revenue or None)
+    path = write_result(NAME, result)
+    print("\n".join(summary(result)))
+    print(f"  → {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
