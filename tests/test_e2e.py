@@ -202,6 +202,19 @@ def test_make_run_alone_gives_a_working_hub_and_stops_on_ctrl_c(tmp_path):
         assert done.returncode == 0, done.stderr
         answer = json.loads(done.stdout)
         assert answer["status"] == "accepted" and answer["event_id"].startswith("evt_"), answer
+
+        # And the README's signed read finds that case once the stream has made it.
+        block = readme.split("<!-- readme-read-example:start -->")[1].split("<!-- readme-read-example:end -->")[0]
+        script = block.split("```sh", 1)[1].rsplit("```", 1)[0]
+        for _ in range(50):
+            done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO, capture_output=True,
+                                  text=True, timeout=60, env={**hub.env, "HUB_PORT": str(hub.port)})
+            if done.returncode == 0:
+                break
+            time.sleep(0.2)
+        assert done.returncode == 0, done.stderr[-2000:]
+        [case] = json.loads(done.stdout)["cases"]
+        assert case["case_id"] == "SZ-2026-000123" and case["stage"] == "awaiting_assessment_and_bills"
     finally:
         assert hub.stop(signal.SIGINT) == 0
     assert "stopped" in hub.log.read_text()

@@ -402,3 +402,53 @@ def test_a_settlement_notice_for_an_unverified_document_is_refused(flow):
         "file": {"document_id": "doc_" + "a" * 32, "sha256": "0" * 64, "media_type": "text/csv", "size": 10},
         "totals": {"payment_count": 0, "payment_fen": 0, "refund_count": 0, "refund_fen": 0}})
     assert (status, body["error"]["code"]) == (422, "document_not_verified")
+
+
+def test_clearance_before_the_payment_callback_waits_and_then_completes(flow):
+    """Tax and the payment platform answer independently: a clearance may come first."""
+    flow.payer_mode = "obligee_pays_all"
+    orders = _to_orders(flow, "BJ-EARLY")
+    flow.send("bj-tax", "tax.cleared", clearance("BJ-EARLY"))
+    assert flow.sent("case.ready_to_book") == []
+    assert flow.read("bj-registry", "BJ-EARLY")[1]["cases"][0]["holds"] == []
+    for order in orders:
+        flow.send("bj-pay", "payment.succeeded", pay(order))
+    assert len(flow.sent("case.ready_to_book", "bj-registry")) == 1
+
+
+def test_a_crash_between_booking_and_recording_books_nothing_twice(flow, monkeypatch):
+    """The ledger entries are written, then the process dies before the case records the payment;
+    the stream hands the same event again."""
+    from chalicelib import cases
+    from chalicelib.flows import transfer
+
+    flow.payer_mode = "obligee_pays_all"
+    order = _to_orders(flow, "BJ-CRASH")[0]
+    status, _ = flow.post("bj-pay", "payment.succeeded", pay(order))
+    assert status == 202
+    real_update = cases.update
+
+    def dies_on_payment(case_id, unit_code, change, create=None):
+        if case_id == "BJ-CRASH" and change.__qualname__.startswith("on_payment_succeeded"):
+            raise RuntimeError("process killed")
+        return real_update(case_id, unit_code, change, create)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cases, "update", dies_on_payment)
+        with pytest.raises(Exception):
+            for item in _unseen_events(flow):
+                transfer.on_payment_succeeded(item)
+    booked_once = _ledger("BJ-CRASH")
+    assert sum(e["amount_fen"] for e in booked_once) == order["total_fen"]
+    flow.pump()  # the retry
+    assert _ledger("BJ-CRASH") == booked_once
+    assert flow.read("bj-registry", "BJ-CRASH")[1]["cases"][0]["orders"][0]["state"] == "paid"
+
+
+def _unseen_events(flow: Flow) -> list:
+    from chalicelib.event_store import StoredEvent
+    from chalicelib.settings import get_settings
+
+    items = boto3.client("dynamodb").scan(TableName=get_settings().events_table)["Items"]
+    return [StoredEvent.from_item(i) for i in items if i["event_id"]["S"] not in flow.seen
+            and i["type"]["S"] == "payment.succeeded"]

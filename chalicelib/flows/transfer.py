@@ -327,7 +327,10 @@ def on_payment_succeeded(stored: Any) -> None:
 
     case, _ = cases.update(case.case_id, case.unit_code, record)
     metrics.add_metric(name="PaymentsBooked", unit="Count", value=len(entries))
-    _maybe_ready(case, stored.event_id)
+    if case.doc.get("clearance_waiting") and not case.doc.get("clearance"):
+        _apply_clearance(case, case.doc["clearance_waiting"], stored.event_id)
+    else:
+        _maybe_ready(case, stored.event_id)
 
 
 def _book(case: Case, entries: list, platform_partner_id: str, moved_at: str) -> None:
@@ -408,14 +411,25 @@ def on_payment_refunded(stored: Any) -> None:
 
 @handles("tax.cleared")
 def on_tax_cleared(stored: Any) -> None:
-    from chalicelib.money import clearance
-
     data = stored.data
     case = _case_for(get_directory().get(stored.partner_id), data)
     if case is None:
         return
+    _apply_clearance(case, data, stored.event_id)
+
+
+def _apply_clearance(case: Case, data: dict[str, Any], source_event_id: str) -> None:
+    """The two-way check (Ningbo): cleared = assessed = paid, ticket by ticket.
+
+    Tax and the payment platform answer independently, so a clearance may arrive before the payment
+    callback. A clearance whose only problem is "not paid yet" waits on the case and is checked again
+    when the payment is booked; any other disagreement is held for an operator.
+    """
+    from chalicelib.money import clearance
+
     problems = clearance.check(case.doc["assessment"]["lines"], _paid_tax_lines(case.doc), data)
-    if problems:
+    waiting = bool(problems) and all(p.startswith("cleared_not_paid:") for p in problems)
+    if problems and not waiting:
         _hold(case, f"clearance-{data['certificate_no']}", "clearance_mismatch",
               {"certificate_no": data["certificate_no"]}, problems)
         return
@@ -423,12 +437,20 @@ def on_tax_cleared(stored: Any) -> None:
     def record(c: Case) -> Any:
         if c.doc.get("clearance"):
             return UNCHANGED
+        if waiting:
+            if c.doc.get("clearance_waiting") == data:
+                return UNCHANGED
+            c.doc["clearance_waiting"] = data
+            return None
+        c.doc.pop("clearance_waiting", None)
         c.doc["clearance"] = {"assessment_id": data["assessment_id"], "certificate_no": data["certificate_no"],
-                              "ticket_type": data["ticket_type"], "total_fen": data["total_fen"]}
+                              "ticket_type": data["ticket_type"], "total_fen": data["total_fen"],
+                              "event_id": source_event_id}
         return None
 
     case, _ = cases.update(case.case_id, case.unit_code, record)
-    _maybe_ready(case, stored.event_id)
+    if not waiting:
+        _maybe_ready(case, source_event_id)
 
 
 def _paid_tax_lines(doc: dict[str, Any]) -> list[dict[str, Any]]:
