@@ -19,7 +19,7 @@ run: install
 
 ## make test: the whole suite (unit, functional, end-to-end over HTTP, packaging checks)
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 ## make package: Chalice deployment zip + CloudFormation template under build/
 package: install
