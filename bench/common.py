@@ -343,6 +343,33 @@ class Stack:
 
 
 # --------------------------------------------------------------------------------------------------
+# moto's request recorder
+
+
+def split_recorder_line(line: str) -> tuple[list[dict[str, Any]], int, int]:
+    """The JSON objects on one line of moto's recorder file: (objects, joined, unreadable).
+
+    moto's recorder appends an entry and its newline in two writes, from concurrent request threads, so
+    two entries sometimes share a line (and a later line is empty). `joined` counts the entries found
+    after the first on a line (recovered, not lost); `unreadable` is 1 if the line has text that is not
+    JSON (whatever follows it on that line is lost)."""
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    at = 0
+    while at < len(line):
+        while at < len(line) and line[at].isspace():
+            at += 1
+        if at >= len(line):
+            break
+        try:
+            obj, at = decoder.raw_decode(line, at)
+        except ValueError:
+            return found, max(len(found) - 1, 0), 1
+        found.append(obj)
+    return found, max(len(found) - 1, 0), 0
+
+
+# --------------------------------------------------------------------------------------------------
 # figures and files
 
 

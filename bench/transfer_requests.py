@@ -36,27 +36,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.common import (REPO, LocalHub, MotoServer, Signer, http, log, partners_doc, secret_of,
-                          write_result)
-from bench.write_count import (EMULATION_OPS, OBSERVER_KEY, READ_OPS, TIME_BASED, Observer, classify,
-                               emulation_ops_in_hub_code, label)
+from bench.common import REPO, LocalHub, MotoServer, Signer, http, log, partners_doc, secret_of, write_result
+from bench.write_count import (EMULATION_OPS, OBSERVER_KEY, Observer, Recording, emulation_ops_in_hub_code, label,
+                               label_kind, time_based)
 
 NAME = "transfer_requests"
 PAYER_MODE = "each_pays_own"
-# Read operations write_count.READ_OPS does not know (yet); without them a batched secret read would
-# count as a write.
-MORE_READ_OPS = {"BatchGetSecretValue", "GetSecretValue", "DescribeSecret", "ListSecrets"}
-MORE_TIME_BASED = {("secretsmanager", "BatchGetSecretValue")}
 PHASES = ("submit", "answer", "pay", "clear", "book")
-
-
-def is_write(r: dict[str, Any]) -> bool:
-    return r["write"] and r["op"] not in MORE_READ_OPS and r["op"] not in READ_OPS
-
-
-def is_time_based(r: dict[str, Any]) -> bool:
-    key = (r["service"], r["op"])
-    return key in TIME_BASED or key in MORE_TIME_BASED or (r["service"], r["op"], r["resource"]) in TIME_BASED
 
 
 class Inbox:
@@ -146,84 +132,6 @@ class TransferStack:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def case_item_kind(raw: dict[str, Any]) -> str:
-    """What a PutItem on hub-cases wrote, from its key (chalicelib/cases.py: `<unit>#record`,
-    `<unit>#ledger#…`, `order#…`, `nonce#…`, …)."""
-    import base64
-
-    body = base64.b64decode(raw.get("body") or "") if raw.get("body_encoded") else (raw.get("body") or "").encode()
-    try:
-        item = json.loads(body)["Item"]
-        pk, sk = item["pk"]["S"], item["sk"]["S"]
-    except (ValueError, KeyError, TypeError):
-        return "?"
-    if not pk.startswith("case#"):
-        return pk.split("#", 1)[0]  # order (index), nonce (signed read)
-    parts = sk.split("#")
-    return parts[1] if len(parts) > 1 else sk
-
-
-def label_kind(r: dict[str, Any]) -> str:
-    return label(r) + (f" {r['item_kind']}" if r.get("item_kind") else "")
-
-
-class Recording:
-    """The moto recorder's file, read as moto appends to it; remembers when the hub last wrote."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.offset = 0
-        self.entries: list[dict[str, Any]] = []
-        self.bad_lines = 0
-        self.joined_lines = 0  # entries found sharing a line with another (recovered)
-        self.last_hub_write_at = time.monotonic()
-
-    def poll(self) -> None:
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except FileNotFoundError:
-            return
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return
-        self.offset += end + 1
-        for line in chunk[:end].decode("utf-8", "replace").splitlines():
-            for raw in self._objects(line):
-                try:
-                    entry = classify(raw)
-                except (ValueError, KeyError):
-                    self.bad_lines += 1
-                    continue
-                entry["write"] = is_write(entry)
-                if (entry["service"], entry["op"], entry["resource"]) == ("dynamodb", "PutItem", "hub-cases"):
-                    entry["item_kind"] = case_item_kind(raw)
-                self.entries.append(entry)
-                if entry["write"] and entry["key_id"] != OBSERVER_KEY:
-                    self.last_hub_write_at = time.monotonic()
-
-    def _objects(self, line: str) -> list[dict[str, Any]]:
-        """The JSON objects on one line. moto's recorder writes an entry and its newline in two calls from
-        concurrent threads, so two entries sometimes share a line (and the next line is empty)."""
-        decoder = json.JSONDecoder()
-        found, at = [], 0
-        while at < len(line):
-            while at < len(line) and line[at].isspace():
-                at += 1
-            if at >= len(line):
-                break
-            try:
-                obj, at = decoder.raw_decode(line, at)
-            except ValueError:
-                self.bad_lines += 1
-                break
-            if len(found) >= 1:
-                self.joined_lines += 1
-            found.append(obj)
-        return found
 
 
 class Cases:
@@ -368,15 +276,15 @@ def _figures(entries: list[dict[str, Any]], n: int) -> dict[str, Any]:
         "writes_by_event_source_emulation": round(len(emu_writes) / n, 3),
         "reads": round(len(reads) / n, 3),
         "reads_by_hub_code": round(len(hub_reads) / n, 3),
-        "reads_by_hub_code_event_driven": round(sum(1 for r in hub_reads if not is_time_based(r)) / n, 3),
-        "reads_by_hub_code_time_based": round(sum(1 for r in hub_reads if is_time_based(r)) / n, 3),
+        "reads_by_hub_code_event_driven": round(sum(1 for r in hub_reads if not time_based(r)) / n, 3),
+        "reads_by_hub_code_time_based": round(sum(1 for r in hub_reads if time_based(r)) / n, 3),
         "reads_by_event_source_emulation": round(len(emu_reads) / n, 3),
         "hub_code_writes_by_operation_and_table": _per(Counter(map(label, hub_writes)), n),
         "hub_code_writes_by_operation_table_and_item": _per(Counter(map(label_kind, hub_writes)), n),
         "emulation_writes_by_operation_and_table": _per(Counter(map(label, emu_writes)), n),
         "hub_code_event_driven_reads_by_operation_and_table": _per(
-            Counter(label(r) for r in hub_reads if not is_time_based(r)), n),
-        "time_based_reads_by_operation_and_table": _per(Counter(label(r) for r in reads if is_time_based(r)), n),
+            Counter(label(r) for r in hub_reads if not time_based(r)), n),
+        "time_based_reads_by_operation_and_table": _per(Counter(label(r) for r in reads if time_based(r)), n),
     }
 
 
@@ -453,19 +361,18 @@ def run(n: int = 10, land_revenue: int | None = 500_000) -> dict[str, Any]:
         "repeated_deliveries_seen": repeats,
         "counting_window_seconds": round(window_s, 2),
         "recorded_requests": len(recording.entries), "observer_requests_excluded": observer_count,
-        "unparseable_recording_lines": recording.bad_lines, "recovered_joined_entries": recording.joined_lines,
+        "unparseable_recording_lines": recording.bad_lines, "recovered_joined_entries": recording.joined_entries,
         "per_case": per_case,
         "per_inbound_event": {"writes_by_hub_code": round(per_case["writes_by_hub_code"] * n / inbound, 3),
                               "writes": round(per_case["writes"] * n / inbound, 3)},
         "per_delivery": {"writes_by_hub_code": round(per_case["writes_by_hub_code"] * n / max(delivered_total, 1), 3)},
         "per_phase_per_case": per_phase,
         "time_based_reads_per_second": {
-            k: round(v / window_s, 2) for k, v in sorted(Counter(label(r) for r in case_entries if is_time_based(r)).items())},
+            k: round(v / window_s, 2) for k, v in sorted(Counter(label(r) for r in case_entries if time_based(r)).items())},
         "signed_read_per_case": {**_figures(span("read_each"), n), "stages_seen": dict(stages)},
         "attribution": {
             "event_source_emulation_ops": sorted(EMULATION_OPS),
             "emulation_ops_called_by_hub_code": emulation_ops_in_hub_code(),
-            "reads_added_to_write_count_READ_OPS": sorted(MORE_READ_OPS - READ_OPS),
         },
         "personal_data_in_hub_log": any(x in hub_log for x in ("11010519491231002X", "110105195001010039")),
         "warnings": problems,

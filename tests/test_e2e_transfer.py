@@ -275,11 +275,13 @@ def test_a_payment_with_a_wrong_total_is_held_and_the_case_never_becomes_ready(w
     assert [h["reason"] for h in held["holds"]] == ["total_mismatch"]
     assert held["orders"][0]["paid_fen"] == 0 and held["stage"] == "awaiting_payment"
 
-    # The tax bureau clears anyway: with nothing booked for its tickets that is held too, never ready.
+    # The tax bureau clears anyway: with nothing booked for its tickets the clearance waits for a payment
+    # (it may simply have come first); the case never becomes ready.
     world.post("bj-tax", "tax.cleared", clearance(case_id))
-    case = world.read_until("bj-registry", case_id, lambda c: len(c["holds"]) == 2, "the clearance held")
-    assert {h["reason"] for h in case["holds"]} == {"total_mismatch", "clearance_mismatch"}
     inbox.listen(QUIET_S)
+    case = world.read("bj-registry", case_id)
+    assert [h["reason"] for h in case["holds"]] == ["total_mismatch"]
+    assert "tax.cleared" in {t["type"] for t in case["timeline"]}
     assert inbox.find(case_id, "case.ready_to_book") == []
     case = world.read("bj-registry", case_id)
     assert case["stage"] == "awaiting_payment" and case["clearance"] is None and case["booking"] is None
