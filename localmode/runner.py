@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import signal
 import socket
@@ -43,6 +44,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
+    # The embedded moto server logs every AWS call through werkzeug; the hub's own log is what matters.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto_server = None
     endpoint = os.environ.get("HUB_AWS_ENDPOINT")
     if not endpoint:
