@@ -13,11 +13,12 @@ the time measured is that of the right answer.
 
 Each measurement runs in its own child process, after the ledger is built there (the hub holds the
 day's ledger; building it is not reconciling):
-- time: parse-only and reconcile interleaved, `--rounds` times each; CPU time of the process (robust
-  against other load on the machine) and wall time; medians. Reconcile includes indexing the ledger.
+- time: parse-only and reconcile interleaved, `--rounds` times each; CPU time of the process (leaves
+  out waiting for a core, not a cache shared with other load: reconcile's ratio rises on a busy
+  machine) and wall time; medians. Reconcile includes indexing the ledger.
 - memory: tracemalloc peak of reconcile's own allocations (index + stream + report; the ledger already
   in memory, not counted), of parse-only, and of reconcile against an empty ledger (every line unknown);
-  without tracemalloc: the process's peak RSS (ru_maxrss) for parse-only alone, the RSS of the ledger's
+  without tracemalloc: the process's peak RSS (VmHWM) for parse-only alone, the RSS of the ledger's
   dicts, and how far reconcile raises the peak RSS above them.
 
     .venv/bin/python -m bench.reconcile [--lines 1000000] [--rounds 3] [--formats bank_govpay,csv]
@@ -166,6 +167,15 @@ def _rss_now_mb() -> float:
 
 
 def _maxrss_mb() -> float:
+    """Peak RSS of this process image (VmHWM). Not ru_maxrss: Linux carries that over from the parent
+    across fork + exec, so a child of a big parent (make bench) would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
