@@ -157,6 +157,13 @@ def cmd_list(list_key: str):
     return run
 
 
+def cmd_overdue_list(args) -> int:
+    from chalicelib import clocks
+
+    _print(clocks.overdue_list(limit=args.limit, closed_on=args.closed_on))
+    return 0
+
+
 def cmd_reconciliations_list(args) -> int:
     from chalicelib.flows import settlement
 
@@ -222,6 +229,12 @@ def parser() -> argparse.ArgumentParser:
         listing = group.add_parser("list", help=f"list open {name}")
         listing.add_argument("--limit", type=int, default=1000)
         listing.set_defaults(func=cmd_list(key))
+    overdue = groups.add_parser("overdue", help="stages past their time limit").add_subparsers(dest="action",
+                                                                                              required=True)
+    overdue_list = overdue.add_parser("list", help="open breaches (or those closed on a China day)")
+    overdue_list.add_argument("--limit", type=int, default=1000)
+    overdue_list.add_argument("--closed-on", help="yyyy-mm-dd: breaches whose stage finished late that day")
+    overdue_list.set_defaults(func=cmd_overdue_list)
     recon = groups.add_parser("reconciliations", help="daily settlement reports").add_subparsers(
         dest="action", required=True)
     recon_list = recon.add_parser("list", help="reports, with their summary counts")

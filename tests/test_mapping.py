@@ -170,7 +170,7 @@ def test_tax_gt3_covers_the_tax_outbound_types():
 def test_bank_govpay_types():
     m = load_mapping("bank_govpay")
     assert set(m.inbound_types) == {"payment.succeeded", "payment.failed", "payment.refunded", "settlement.ready"}
-    assert set(m.outbound_types) == {"payment.order_requested"}
+    assert set(m.outbound_types) == {"payment.order_requested", "case.overdue"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -452,3 +452,21 @@ def _unseen_events(flow: Flow) -> list:
     items = boto3.client("dynamodb").scan(TableName=get_settings().events_table)["Items"]
     return [StoredEvent.from_item(i) for i in items if i["event_id"]["S"] not in flow.seen
             and i["type"]["S"] == "payment.succeeded"]
+
+
+def test_an_assessment_that_never_comes_alerts_the_tax_bureau_exactly_once(flow):
+    """Time limits (效能监管) with a compressed clock: sweeps far in the future, repeated."""
+    from chalicelib import flows
+
+    flow.send("bj-registry", "application.submitted", application("BJ-SLOW", "obligee_pays_all"))
+    request = next(r for r in flow.sent("nontax.bill_requested", "bj-fiscal") if r["case_id"] == "BJ-SLOW")
+    flow.send("bj-fiscal", "nontax.bill_issued", bill_for(request))  # the fiscal system answers; tax does not
+    assert flows.sweep(now=time.time())["overdue_alerted"] == 0
+    later = time.time() + 30 * 86400
+    first = flows.sweep(now=later)
+    again = flows.sweep(now=later + 60)
+    alerts = [a for a in flow.sent("case.overdue") if a.get("case_id") == "BJ-SLOW"]
+    stages = sorted(a["stage"] for a in alerts)
+    assert "tax_assessment" in stages and "nontax_bill" not in stages
+    assert stages.count("tax_assessment") == 1 and again["overdue_alerted"] == 0 and first["overdue_alerted"] >= 1
+    assert [a for a in flow.sent("case.overdue", "bj-tax") if a["stage"] == "tax_assessment"]

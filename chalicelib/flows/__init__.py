@@ -58,6 +58,23 @@ def door_check(partner: Any, event_type: str, data: dict[str, Any]) -> str | Non
 def sweep(now: float | None = None) -> dict[str, int]:
     """The scheduled part of the flows: time limits that no event will trigger."""
     _load()
+    from chalicelib import clocks
     from chalicelib.flows import transfer
 
-    return {"risks_flagged": transfer.sweep_risks(now)}
+    return {"risks_flagged": transfer.sweep_risks(now), **clocks.sweep_overdue(now, send_overdue)}
+
+
+def send_overdue(breach: dict[str, Any]) -> int:
+    """A stage past its time limit (效能监管): `case.overdue` to the partner responsible for it."""
+    from chalicelib import delivery, routing
+    from chalicelib.partners import get_directory
+
+    directory = get_directory()
+    responsible = breach["responsible_partner_id"] and directory.get(breach["responsible_partner_id"])
+    targets = [responsible] if responsible else directory.find(breach["responsible_kind"], city=breach["city"])
+    if not targets:  # permanent: a dead letter for operators, not a retry every minute
+        delivery.record_unroutable_id(f"unroutable-{breach['breach_id']}", breach["breach_id"], breach["purpose"],
+                                      "case.overdue", "no partner to receive it")
+        return 0
+    return routing.emit(breach["breach_id"], breach["purpose"], "case.overdue", breach["data"], targets,
+                        breach["case_ref"])

@@ -69,6 +69,26 @@ def _risk(case: Case, risk_id: str, reason: str) -> None:
         logger.warning("case on the risk list", extra={"risk": risk_id, "reason": reason})
 
 
+def _clock(case: Case, stage: str, started_at: float, responsible: Any, instance: str | None = None) -> None:
+    """Start a stage's time limit (效能监管); `chalicelib.clocks` raises case.overdue if it runs out."""
+    from chalicelib import clocks
+
+    clocks.start(clocks.case_subject(case.case_id, case.unit_code), stage, service=case.doc["service"],
+                 city=case.doc["city"], responsible_partner_id=getattr(responsible, "id", responsible),
+                 started_at=datetime.fromtimestamp(started_at, tz=timezone.utc), instance=instance)
+
+
+def _stop(case: Case, stage: str, stopped_at: float, instance: str | None = None) -> None:
+    from chalicelib import clocks
+
+    clocks.stop(clocks.case_subject(case.case_id, case.unit_code), stage,
+                datetime.fromtimestamp(stopped_at, tz=timezone.utc), instance=instance)
+
+
+def _only(partners: list) -> Any:
+    return partners[0] if len(partners) == 1 else None
+
+
 def _payer(parties: list[dict[str, Any]], role: str) -> dict[str, Any] | None:
     for party in parties:
         if party["role"] == role:
@@ -183,7 +203,10 @@ def on_application_submitted(stored: Any) -> None:
     if case.doc["submitted_event"] != stored.event_id:
         return  # the same application under another webhook-id: the first one started the flow
     _flag_restrictions(case)
+    _clock(case, "registration", stored.received_at, stored.partner_id)
+    _clock(case, "tax_assessment", stored.received_at, _only(_targets("tax", case.doc["city"])))
     for role, lines in _bill_plan(case.doc).items():
+        _clock(case, "nontax_bill", stored.received_at, _only(_targets("fiscal", case.doc["city"])), instance=role)
         _send(stored.event_id, f"bill-{role}", "nontax.bill_requested", {
             "request_id": f"{case.case_id}-{role}", "case_id": case.case_id, "unit_code": case.unit_code,
             "payer": _payer(case.doc["parties"], role), "lines": lines,
@@ -216,6 +239,7 @@ def on_tax_assessed(stored: Any) -> None:
         return None
 
     case, outcome = cases.update(case.case_id, case.unit_code, record)
+    _stop(case, "tax_assessment", stored.received_at)
     if outcome == "reassessed_after_order":
         _hold(case, f"reassessed-{data['assessment_id']}", "reassessed_after_order",
               {"assessment_id": data["assessment_id"]})
@@ -246,6 +270,7 @@ def on_bill_issued(stored: Any) -> None:
         return None
 
     case, _ = cases.update(case.case_id, case.unit_code, record)
+    _stop(case, "nontax_bill", stored.received_at, instance=role)
     _maybe_order(case, stored.event_id)
 
 
@@ -492,6 +517,7 @@ def _maybe_ready(case: Case, source_event_id: str) -> None:
         return
     cases.put_once(case.case_id, case.unit_code, "await", "booking",
                    {"unit_code": case.unit_code, "at": case.doc["ready_at"]}, listed="await:booking")
+    _clock(case, "booking", case.doc["ready_at"], case.doc["registry_partner_id"])
     payments_ = [{"order_id": oid, "total_fen": st["order"]["total_fen"], "paid_at": st["paid_at"]}
                  for oid, st in sorted(doc["orders"].items())]
     clearance_ = case.doc.get("clearance")
@@ -520,6 +546,8 @@ def on_registration_booked(stored: Any) -> None:
         return None
 
     case, _ = cases.update(case.case_id, case.unit_code, record)
+    for stage in ("booking", "registration"):
+        _stop(case, stage, stored.received_at)
     if case.doc["booking"]["event_id"] != stored.event_id:
         return
     if not case.doc.get("ready_event") or (_tax_due(case.doc) and not case.doc.get("clearance")):
@@ -569,7 +597,11 @@ def on_application_rejected(stored: Any) -> None:
         c.doc["rejected"] = {"at": data["rejected_at"], "codes": [r.get("code") for r in data["reasons"]]}
         return None
 
-    cases.update(case.case_id, case.unit_code, record)
+    case, _ = cases.update(case.case_id, case.unit_code, record)
+    for stage in ("registration", "tax_assessment", "booking"):
+        _stop(case, stage, stored.received_at)
+    for role in ROLES:
+        _stop(case, "nontax_bill", stored.received_at, instance=role)
 
 
 def stage(doc: dict[str, Any]) -> str:
