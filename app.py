@@ -77,6 +77,13 @@ def read_case(case_id):
     return _json(*http.read_case(case_id, app.current_request.headers))
 
 
+@app.route("/v1/relays/{relay_id}", methods=["GET"])
+def read_relay(relay_id):
+    from chalicelib.flows import relay
+
+    return _json(*relay.read_relay(relay_id, app.current_request.headers))
+
+
 @app.on_dynamodb_record(stream_arn=EVENTS_STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
 def route_accepted(event):
     from chalicelib import routing

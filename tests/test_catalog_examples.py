@@ -73,15 +73,19 @@ def _values_of(value: Any, key: str) -> list[Any]:
     return found
 
 
+# What an answer refers to: a case, an order, a relay, an assistance request (its unit tells the city).
+REFERENCE_KEYS = ("case_id", "order_id", "relay_id", "assist_id")
+
+
 def reference_index(catalog: dict) -> dict[str, str]:
-    """case_id / order_id → unit code, from every example of the catalog that names both."""
+    """case_id / order_id / relay_id / assist_id → unit code, from every example of the catalog that names both."""
     index: dict[str, str] = {}
     for entry in catalog["event_types"]:
         example = entry["example"]
         unit_code = _find_unit_code(example)
         if not unit_code:
             continue
-        for key in ("case_id", "order_id"):
+        for key in REFERENCE_KEYS:
             for ref in _values_of(example, key):
                 if isinstance(ref, str):
                     index.setdefault(f"{key}:{ref}", unit_code)
@@ -90,12 +94,13 @@ def reference_index(catalog: dict) -> dict[str, str]:
 
 def sender_city(example: dict, kind: str, index: dict[str, str] | None = None) -> str:
     """Where the sender of this example is: a city office in its office_city; else the city of the
-    example's unit code, or of the unit of the case (or order) it refers to; else Shenzhen."""
+    example's unit code, or of the unit of the case (order, relay, assistance request) it refers to;
+    else Shenzhen."""
     if kind == "city_office" and isinstance(example.get("office_city"), str):
         return example["office_city"]
     unit_code = _find_unit_code(example)
     if not unit_code and index:
-        for key in ("case_id", "order_id"):
+        for key in REFERENCE_KEYS:
             for ref in _values_of(example, key):
                 unit_code = unit_code or index.get(f"{key}:{ref}")
     return city_of(unit_code) if unit_code else DEFAULT_CITY
@@ -192,9 +197,9 @@ class Sender:
         self.count += 1
         partner_id = sender_id(event_type, kind)
         example = json.loads(json.dumps(_entry(self.catalog, event_type, "inbound")["example"]))
-        if event_type == "settlement.ready":
-            # A document reference is valid once its bytes were uploaded and verified; the hub mints the id.
-            example["file"]["document_id"] = self._upload_example_file(partner_id, example["file"])
+        # A document reference is valid once its bytes were uploaded and verified; the hub mints the id.
+        for n, ref in enumerate(_document_refs(example)):
+            ref["document_id"] = self._upload_example_file(partner_id, ref, n)
         body = envelope(event_type, example)
         headers = sign_request(self.secrets[partner_id], body, msg_id=f"msg_example_{self.count}")
         response = self.client.http.post(f"/v1/partners/{partner_id}/events", headers=headers, body=body.encode())
@@ -203,19 +208,18 @@ class Sender:
             self._route(partner_id, headers["webhook-id"])
         return response.status_code, answer, partner_id
 
-    def _upload_example_file(self, partner_id: str, ref: dict) -> str:
+    def _upload_example_file(self, partner_id: str, ref: dict, n: int = 0) -> str:
         from chalicelib import documents
-        from chalicelib.models.examples import SETTLEMENT_EXAMPLE_FILE
         from chalicelib.settings import get_settings
 
         slot_body = json.dumps({k: ref[k] for k in ("sha256", "size", "media_type")})
         status, slot = documents.request_upload(
-            partner_id, sign_request(self.secrets[partner_id], slot_body, msg_id=f"msg_doc_{self.count}"),
+            partner_id, sign_request(self.secrets[partner_id], slot_body, msg_id=f"msg_doc_{self.count}_{n}"),
             slot_body.encode())
         assert status in (200, 201), slot
         key = documents.get(slot["document_id"]).key
-        boto3.client("s3").put_object(Bucket=get_settings().documents_bucket, Key=key, Body=SETTLEMENT_EXAMPLE_FILE,
-                                      ContentType=ref["media_type"])
+        boto3.client("s3").put_object(Bucket=get_settings().documents_bucket, Key=key,
+                                      Body=EXAMPLE_FILES[ref["document_id"]], ContentType=ref["media_type"])
         assert documents.verify_object(get_settings().documents_bucket, key) == "verified"
         return slot["document_id"]
 
@@ -235,6 +239,34 @@ class Sender:
         result = app.route_accepted({"Records": [record]}, lambda_context("route_accepted"))
         if result.get("batchItemFailures"):
             self.routing_failures.append(f"{item['type']['S']} from {partner_id}")
+
+
+def _example_files() -> dict[str, bytes]:
+    from chalicelib.models.examples import SETTLEMENT_EXAMPLE_FILE
+
+    try:
+        from chalicelib.models.examples import RELAY_EXAMPLE_FILES
+    except ImportError:
+        RELAY_EXAMPLE_FILES = {}
+    return {"doc_stl20250901": SETTLEMENT_EXAMPLE_FILE, **RELAY_EXAMPLE_FILES}
+
+
+# The example documents whose bytes the examples module gives (their id → bytes).
+EXAMPLE_FILES = _example_files()
+
+
+def _document_refs(value: Any) -> list[dict]:
+    """Every document reference of an example whose bytes are known, to upload before sending it."""
+    found = []
+    if isinstance(value, dict):
+        if value.get("document_id") in EXAMPLE_FILES and "sha256" in value:
+            found.append(value)
+        for child in value.values():
+            found.extend(_document_refs(child))
+    elif isinstance(value, list):
+        for child in value:
+            found.extend(_document_refs(child))
+    return found
 
 
 def prelude_for(target: tuple[str, str]) -> list[tuple[str, str]]:

@@ -252,7 +252,9 @@ def test_the_same_callback_many_times_and_concurrently_books_once(flow):
     result = pay(order)
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = list(pool.map(lambda _: flow.post("bj-pay", "payment.succeeded", result)[0], range(50)))
-    assert set(statuses) == {202}
+    # Chalice's test client shares one current_request between threads, so a request may see another's
+    # webhook-id and be answered as its duplicate (200): the point here is what gets booked.
+    assert set(statuses) <= {200, 202} and 202 in statuses
     flow.pump()
     ledger = _ledger("BJ-DUP")
     assert len(ledger) == len({e["entry_id"] for e in ledger})

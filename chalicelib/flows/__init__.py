@@ -36,7 +36,7 @@ def checks(*event_types: str) -> Callable:
 def _load() -> None:
     global _loaded
     if not _loaded:
-        from chalicelib.flows import settlement, transfer  # noqa: F401  (they register their handlers)
+        from chalicelib.flows import relay, settlement, transfer  # noqa: F401  (they register their handlers)
 
         _loaded = True
 

@@ -116,6 +116,20 @@ def _answer() -> dict[str, Any]:
     }
 
 
+# The bytes of the relay examples' documents (their hashes and sizes are in the examples), so that a
+# test can upload them and send the examples with valid references, as it does the settlement file.
+RELAY_EXAMPLE_FILES: dict[str, bytes] = {
+    "doc_C0ntr4ct01": ("%PDF-1.7\n% 存量房买卖合同 (example scan)\n" + "page of the sale contract\n" * 20 + "%%EOF\n").encode(),
+    "doc_1dCard0001": ("%PDF-1.7\n% 身份证明 (example scan)\n" + "identity document page\n" * 10 + "%%EOF\n").encode(),
+    "doc_V1d3o0Rec1": b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64,
+}
+
+
+def _example_doc(document_id: str, media_type: str = "application/pdf") -> dict[str, Any]:
+    data = RELAY_EXAMPLE_FILES[document_id]
+    return _doc(document_id, hashlib.sha256(data).hexdigest(), media_type, len(data))
+
+
 def _relay_base() -> dict[str, Any]:
     shanghai_buyer = {"role": "obligee", "name": "周七", "id_type": "resident_id", "id_number": "310115199003011236",
                       "phone": "13500135000", "share": "100%"}
@@ -128,8 +142,7 @@ def _relay_base() -> dict[str, Any]:
              "checked_at": "2025-09-05T09:10:00+08:00", "reference": "FC-SH-20250905-0001"},
             {"applicant_index": 0, "purpose": "intention", "method": "recorded_confirmation", "result": "passed",
              "checked_at": "2025-09-05T09:20:00+08:00", "reference": "RV-SH-20250905-0001",
-             "document": _doc("doc_V1d3o0Rec1", "c07dd6ed396b2b5a0e62ebbf040d2547d555f72635fffb5d18db4d99706d33e1",
-                              "video/mp4", 18_400_000)},
+             "document": _example_doc("doc_V1d3o0Rec1", "video/mp4")},
             {"applicant_index": 1, "purpose": "identity", "method": "face_check", "result": "passed",
              "checked_at": "2025-09-05T09:12:00+08:00", "reference": "FC-SH-20250905-0002"},
             {"applicant_index": 1, "purpose": "intention", "method": "recorded_confirmation", "result": "passed",
@@ -140,8 +153,6 @@ def _relay_base() -> dict[str, Any]:
     }
 
 
-_CONTRACT_DOC = ("doc_C0ntr4ct01", "7256e89c2fd7352d9422bcc4b87368f800a292e45afaed8908500de51bc26406")
-_ID_DOC = ("doc_1dCard0001", "b1247b1ab3eefef6cb07aec73eb42410c00fb29a414d5defefa21ba2abe42bfa")
 
 
 def _assist() -> dict[str, Any]:
@@ -353,7 +364,7 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
             "escrow": {"escrow_reference": "ZJJG-SZ-2025-0001", "bank": dict(CCB_SZ), "amount_fen": 170_000_000},
         },
         "documents": [{"kind": "mortgage_contract", "title": "抵押合同",
-                       "document": _doc(*_CONTRACT_DOC)}],
+                       "document": _example_doc("doc_C0ntr4ct01")}],
         "requested_at": "2025-09-01T15:00:00+08:00",
     }
     ex["mortgage.registered", "outbound"] = {
@@ -415,16 +426,16 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
     # ---- five cities ------------------------------------------------------------------------
     ex["relay.collected", "inbound"] = {
         **_relay_base(),
-        "documents": [{"kind": "contract", "title": "存量房买卖合同", "document": _doc(*_CONTRACT_DOC)},
-                      {"kind": "identity_document", "title": "身份证明", "document": _doc(*_ID_DOC, size=210_337)}],
+        "documents": [{"kind": "contract", "title": "存量房买卖合同", "document": _example_doc("doc_C0ntr4ct01")},
+                      {"kind": "identity_document", "title": "身份证明", "document": _example_doc("doc_1dCard0001")}],
     }
     ex["relay.requested", "outbound"] = {
         **_relay_base(),
         "documents": [
-            {"kind": "contract", "title": "存量房买卖合同", "document": _doc(*_CONTRACT_DOC),
+            {"kind": "contract", "title": "存量房买卖合同", "document": _example_doc("doc_C0ntr4ct01"),
              "download_url": "https://hub-documents.example.com/doc_C0ntr4ct01?X-Amz-Expires=900&X-Amz-Signature=abc123",
              "url_expires_at": "2025-09-05T10:15:02+08:00"},
-            {"kind": "identity_document", "title": "身份证明", "document": _doc(*_ID_DOC, size=210_337),
+            {"kind": "identity_document", "title": "身份证明", "document": _example_doc("doc_1dCard0001"),
              "download_url": "https://hub-documents.example.com/doc_1dCard0001?X-Amz-Expires=900&X-Amz-Signature=def456",
              "url_expires_at": "2025-09-05T10:15:02+08:00"},
         ],
