@@ -679,3 +679,24 @@ def test_assisted_online_hands_the_session_link_back_to_the_office(relays):
     # A new link (the first one expired unused) is handed over too.
     relays.send("hz-registry", "assist.session_opened", session("AS-GZ-HZ-1", "https://zwfw.example.gov.cn/bdc/a/2"))
     assert len(relays.sent("assist.session_opened", "gz-office", "AS-GZ-HZ-1")) == 2
+
+
+def test_relays_run_against_the_same_time_limits_and_alert_exactly_once(relays):
+    """A relay the owning registry never accepts: case.overdue to that registry, once; an accepted one
+    then runs its completion clock instead."""
+    import time as _time
+
+    from chalicelib import clocks, flows
+
+    start(relays, "440300", "110000", "RC-SLOW-1")
+    later = _time.time() + 30 * 86400
+    flows.sweep(now=later)
+    flows.sweep(now=later + 60)
+    alerts = [a for a in relays.sent("case.overdue", "bj-registry") if a.get("stage") == "relay_acceptance"]
+    assert len(alerts) == 1
+
+    start(relays, "440300", "110000", "RC-QUICK-1")
+    relays.send("bj-registry", "relay.accepted", accepted("RC-QUICK-1"))
+    subject = clocks.subject_key("relay", "RC-QUICK-1")
+    assert clocks.get(subject, "relay_acceptance", instance="1")["state"] != "running"
+    assert clocks.get(subject, "relay_completion", instance="1")["state"] == "running"

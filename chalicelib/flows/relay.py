@@ -547,8 +547,27 @@ def on_relay_collected(stored: Any) -> None:
         "office_partner_id": office, "received_at": _iso(stored.received_at),
     }, registries, record)
     _status(record, stored.event_id, "status", "forwarded", attempt)
+    _clock("start", relay_id, "relay_acceptance", attempt, stored.received_at, service=data["service"],
+           city=registry_city, responsible=registries[0].id if len(registries) == 1 else None,
+           detail={"unit_code": data["unit_code"], "office_partner_id": office})
     logger.info("relay forwarded", extra={"relay_id": relay_id, "attempt": attempt, "registry_city": registry_city})
     metrics.add_metric(name="RelaysForwarded", unit="Count", value=1)
+
+
+def _clock(action: str, relay_id: str, stage: str, attempt: int, at: float, **start: Any) -> None:
+    """Relays run against the same time limits as cases (chalicelib.clocks): one clock per attempt."""
+    from datetime import datetime, timezone
+
+    from chalicelib import clocks
+
+    subject = clocks.subject_key("relay", relay_id)
+    moment = datetime.fromtimestamp(at, tz=timezone.utc)
+    if action == "stop":
+        clocks.stop(subject, stage, moment, instance=str(attempt))
+        return
+    clocks.start(subject, stage, service=start["service"], city=start["city"],
+                 responsible_partner_id=start["responsible"], started_at=moment, detail=start["detail"],
+                 instance=str(attempt))
 
 
 def _on_answer(stored: Any, kind: str) -> None:
@@ -598,6 +617,16 @@ def _on_answer(stored: Any, kind: str) -> None:
     elif kind == "completed":
         fields.update(certificates=data.get("certificates", []), return_shipment=data.get("return_shipment"))
     _status(record, stored.event_id, "status", kind, sub["attempt"], **fields)
+    if kind in ("accepted", "rejected"):
+        _clock("stop", record.case_id, "relay_acceptance", sub["attempt"], stored.received_at)
+    if kind == "accepted":
+        _clock("start", record.case_id, "relay_completion", sub["attempt"], stored.received_at,
+               service=sub["service"], city=record.doc["registry_city"],
+               responsible=stored.partner_id,
+               detail={"unit_code": record.doc["unit_code"], "office_partner_id": record.doc["office_partner_id"],
+                       "case_id": fields["registry_case_id"]})
+    if kind in ("completed", "rejected"):
+        _clock("stop", record.case_id, "relay_completion", sub["attempt"], stored.received_at)
     logger.info("relay answered", extra={"relay_id": record.case_id, "answer": kind, "attempt": sub["attempt"]})
 
 
