@@ -297,7 +297,37 @@ class LocalHub:
         return stop_process(self.proc)
 
 
-class Stack:
+class StackBase:
+    """What every benchmark stack (moto server, local mode, a partner receiver) shares: teardown."""
+
+    hub: Any = None
+    receiver: Any = None
+    moto: Any = None
+    _tmp: Any = None
+
+    def hub_log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.hub.log_path.read_text(errors="replace")[-chars:] if self.hub else ""
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        if self.hub is not None:
+            self.hub.stop()
+        if self.receiver is not None:
+            self.receiver.close()
+        if self.moto is not None:
+            self.moto.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "StackBase":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Stack(StackBase):
     """moto server + receiver + local mode, torn down in reverse order whatever happens."""
 
     def __init__(self, recorder: bool = False, extra_env: dict[str, str] | None = None,
@@ -320,26 +350,6 @@ class Stack:
             self.close()
             raise
 
-    def hub_log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.hub.log_path.read_text(errors="replace")[-chars:] if self.hub else ""
-        except OSError:
-            return ""
-
-    def close(self) -> None:
-        if self.hub is not None:
-            self.hub.stop()
-        if self.receiver is not None:
-            self.receiver.close()
-        if self.moto is not None:
-            self.moto.stop()
-        self._tmp.cleanup()
-
-    def __enter__(self) -> "Stack":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------------------------------

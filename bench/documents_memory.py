@@ -28,7 +28,8 @@ from typing import Any
 
 import requests
 
-from bench.common import OBSERVER_KEY, LocalHub, MotoServer, aws_client, http, log, wait_until, write_result
+from bench.common import (OBSERVER_KEY, LocalHub, MotoServer, StackBase, aws_client, http, log, wait_until,
+                          write_result)
 from tests.support import sign_request
 from tests.test_relay_flow import relay_partners
 
@@ -83,7 +84,7 @@ class Sink:
         self.server.server_close()
 
 
-class RelayStack:
+class RelayStack(StackBase):
     """moto (own process, optionally recording) + sink + local mode with the relay partners."""
 
     def __init__(self, recorder: bool = False) -> None:
@@ -107,12 +108,6 @@ class RelayStack:
 
     def secret(self, partner_id: str) -> str:
         return next(p for p in self.doc["partners"] if p["id"] == partner_id)["secrets"][0]
-
-    def hub_log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.hub.log_path.read_text(errors="replace")[-chars:] if self.hub else ""
-        except OSError:
-            return ""
 
     def request_slot(self, partner_id: str, digest: str, size: int, media_type: str = "application/pdf"
                      ) -> tuple[dict[str, Any], int, int]:
@@ -153,22 +148,6 @@ class RelayStack:
             raise RuntimeError(f"PUT: HTTP {put.status_code}")
         return {"document_id": slot["document_id"], "sha256": digest, "media_type": "application/pdf",
                 "size": len(data)}
-
-    def close(self) -> None:
-        if self.hub is not None:
-            self.hub.stop()
-        if self.receiver is not None:
-            self.receiver.close()
-        if self.moto is not None:
-            self.moto.stop()
-        self._tmp.cleanup()
-
-    def __enter__(self) -> "RelayStack":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
 
 def proc_memory(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM of a process, in bytes."""

@@ -36,7 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.common import REPO, LocalHub, MotoServer, Signer, http, log, partners_doc, secret_of, write_result
+from bench.common import (REPO, LocalHub, MotoServer, Signer, StackBase, http, log, partners_doc, secret_of,
+                          write_result)
 from bench.write_count import (EMULATION_OPS, OBSERVER_KEY, Observer, Recording, emulation_ops_in_hub_code, label,
                                label_kind, time_based)
 
@@ -92,7 +93,7 @@ class Inbox:
         self.server.server_close()
 
 
-class TransferStack:
+class TransferStack(StackBase):
     """moto (recorder) + the partners' inbox + local mode; torn down in reverse order whatever happens."""
 
     def __init__(self) -> None:
@@ -111,28 +112,6 @@ class TransferStack:
         except BaseException:
             self.close()
             raise
-
-    def hub_log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.hub.log_path.read_text(errors="replace")[-chars:] if self.hub else ""
-        except OSError:
-            return ""
-
-    def close(self) -> None:
-        if self.hub is not None:
-            self.hub.stop()
-        if self.receiver is not None:
-            self.receiver.close()
-        if self.moto is not None:
-            self.moto.stop()
-        self._tmp.cleanup()
-
-    def __enter__(self) -> "TransferStack":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
 
 class Cases:
     """N transfer cases driven by the partners, phase by phase."""
