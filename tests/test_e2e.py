@@ -2,6 +2,7 @@
 standardwebhooks library, deliveries received by a real HTTP server, operators using hubctl."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -72,6 +73,33 @@ class LocalHub:
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
+
+
+@contextlib.contextmanager
+def hub_with_partners(tmp: Path, make_partners):
+    """moto (in this process), a partner Receiver, and local mode with the partners `make_partners`
+    builds for the receiver's URL; yields (hub, partners doc, receiver) and stops all three after."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    receiver = Receiver()
+    hub = None
+    try:
+        doc = make_partners(f"http://127.0.0.1:{receiver.port}")
+        (tmp / "partners.json").write_text(json.dumps(doc))
+        hub = LocalHub(tmp, {"HUB_PARTNERS": str(tmp / "partners.json"), "HUB_AWS_ENDPOINT": endpoint,
+                             "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e"})
+        yield hub, doc, receiver
+    finally:
+        if hub is not None:
+            assert hub.stop() == 0
+        receiver.close()
+        # moto's state lives in this process and outlives the server: clear it for the tests after us.
+        urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"), timeout=10).close()
+        moto.stop()
 
 
 def take(receiver: Receiver, path: str, timeout: float = 30) -> dict:

@@ -18,7 +18,6 @@ import json
 import queue
 import threading
 import time
-import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -26,7 +25,7 @@ import pytest
 import requests
 from standardwebhooks import Webhook
 
-from tests.support import Receiver, free_port, secret_of, sign_request
+from tests.support import Receiver, secret_of, sign_request
 from tests.test_e2e import LocalHub, http
 from tests.test_relay_flow import (APPLICANTS, PDF, PDF2, accepted, assist, collected, completed, originals,
                                    rejected, relay_partners, unit_of)
@@ -142,31 +141,13 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from moto.server import ThreadedMotoServer
+    from tests.test_e2e import hub_with_partners
 
-    tmp = tmp_path_factory.mktemp("e2e_relay")
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    receiver = Receiver()
-    hub = None
-    try:
-        doc = relay_partners(f"http://127.0.0.1:{receiver.port}")
-        (tmp / "partners.json").write_text(json.dumps(doc))
-        hub = LocalHub(tmp, {"HUB_PARTNERS": str(tmp / "partners.json"), "HUB_AWS_ENDPOINT": endpoint,
-                             "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e"})
+    with hub_with_partners(tmp_path_factory.mktemp("e2e_relay"), relay_partners) as (hub, doc, receiver):
         yield World(hub, doc, Inbox(receiver, doc["hub"]["signing_secret"]))
         log = hub.log.read_text()
         for applicant in APPLICANTS:  # no ID numbers or phones in the hub's log
             assert applicant["id_number"] not in log and applicant["phone"] not in log
-    finally:
-        if hub is not None:
-            assert hub.stop() == 0
-        receiver.close()
-        # moto's state lives in this process and outlives the server: clear it for the tests after us.
-        urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"), timeout=10).close()
-        moto.stop()
 
 
 def _id(tag: str) -> str:

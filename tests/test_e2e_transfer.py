@@ -13,14 +13,13 @@ import json
 import queue
 import threading
 import time
-import urllib.request
 import uuid
 from datetime import datetime, timezone
 
 import pytest
 from standardwebhooks import Webhook
 
-from tests.support import Receiver, free_port, partners_doc, secret_of
+from tests.support import Receiver, partners_doc, secret_of
 from tests.test_e2e import LocalHub, http
 from tests.test_transfer_flow import BJ_UNIT, NOW, application, assessment, bill_for, clearance, pay
 
@@ -125,30 +124,12 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from moto.server import ThreadedMotoServer
+    from tests.test_e2e import hub_with_partners
 
-    tmp = tmp_path_factory.mktemp("e2e_transfer")
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    receiver = Receiver()
-    hub = None
-    try:
-        doc = partners_doc(f"http://127.0.0.1:{receiver.port}")
-        (tmp / "partners.json").write_text(json.dumps(doc))
-        hub = LocalHub(tmp, {"HUB_PARTNERS": str(tmp / "partners.json"), "HUB_AWS_ENDPOINT": endpoint,
-                             "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e"})
+    with hub_with_partners(tmp_path_factory.mktemp("e2e_transfer"), partners_doc) as (hub, doc, receiver):
         yield World(hub, doc, Inbox(receiver, doc["hub"]["signing_secret"]))
         log = hub.log.read_text()
         assert "11010519491231002X" not in log and "110105195001010039" not in log  # no ID numbers in the log
-    finally:
-        if hub is not None:
-            assert hub.stop() == 0
-        receiver.close()
-        # moto's state lives in this process and outlives the server: clear it for the tests after us.
-        urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"), timeout=10).close()
-        moto.stop()
 
 
 def _case_id(tag: str) -> str:
