@@ -213,13 +213,15 @@ def test_make_run_alone_gives_a_working_hub_and_stops_on_ctrl_c(tmp_path):
         secret = next(p for p in dev["partners"] if p["id"] == "sz-registry")["secrets"][0]
         status, _ = hub.post_event("sz-registry", secret, "application.submitted", application(SZ_UNIT, "SZ-DEV-1"))
         assert status == 202
-        for _ in range(100):
-            seen = http("GET", f"http://127.0.0.1:{sink_port}/")[1]["deliveries"]
-            if seen:
+        # The assessment request and the fee bill go out in parallel: wait for the tax bureau's.
+        deadline = time.monotonic() + 60  # generous: the whole suite shares two cores
+        while True:
+            seen = [d for d in http("GET", f"http://127.0.0.1:{sink_port}/")[1]["deliveries"]
+                    if d["partner_id"] == "sz-tax"]
+            if seen or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert seen and seen[0]["partner_id"] == "sz-tax" and seen[0]["verified"] is True
-        assert seen[0]["type"] == "tax.assessment_requested"
+        assert seen and seen[0]["verified"] is True and seen[0]["type"] == "tax.assessment_requested"
 
         # The README's paste-able signed request works as written.
         readme = (REPO / "README.md").read_text()
@@ -234,10 +236,11 @@ def test_make_run_alone_gives_a_working_hub_and_stops_on_ctrl_c(tmp_path):
         # And the README's signed read finds that case once the stream has made it.
         block = readme.split("<!-- readme-read-example:start -->")[1].split("<!-- readme-read-example:end -->")[0]
         script = block.split("```sh", 1)[1].rsplit("```", 1)[0]
-        for _ in range(50):
+        deadline = time.monotonic() + 60
+        while True:
             done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO, capture_output=True,
                                   text=True, timeout=60, env={**hub.env, "HUB_PORT": str(hub.port)})
-            if done.returncode == 0:
+            if done.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert done.returncode == 0, done.stderr[-2000:]
