@@ -40,10 +40,10 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from chalicelib import aws, signatures
+from chalicelib import aws
 from chalicelib.errors import HubError
 from chalicelib.observability import logger, metrics
-from chalicelib.partners import PARTNER_ID_PATTERN, get_directory
+from chalicelib.partners import PARTNER_ID_PATTERN
 from chalicelib.settings import get_settings
 
 RETENTION_FILE = Path(__file__).with_name("data") / "retention.json"
@@ -282,21 +282,12 @@ def request_upload(partner_id: str, headers: Mapping[str, str], raw_body: bytes,
                    now: float | None = None) -> tuple[int, dict[str, Any]]:
     """`POST /v1/partners/{partner_id}/documents`: 201 with a fresh slot, 200 with the first answer for a
     repeated webhook-id; otherwise HubError (413, 400, 401, 422) and nothing stored."""
+    from chalicelib.ingest import verified_request
+
     settings = get_settings()
     config = document_settings()
     now = time.time() if now is None else now
-    if len(raw_body) > settings.max_body_bytes:
-        raise HubError(413, "payload_too_large", f"The body is over {settings.max_body_bytes} bytes.")
-    msg_id, stamp, signature_header = signatures.read_headers(headers)
-    try:
-        text = raw_body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise HubError(400, "invalid_json", "The body is not UTF-8 JSON.") from None
-    partner = get_directory().get(partner_id)
-    signatures.verify(partner.secrets if partner else None, msg_id, stamp, signature_header, text,
-                      now, settings.timestamp_tolerance_s)
-    assert partner is not None
-    logger.append_keys(partner_id=partner.id, webhook_id=msg_id)
+    partner, msg_id, text = verified_request(partner_id, headers, raw_body, now)
 
     doc_id = document_id(partner.id, msg_id)
     try:

@@ -86,9 +86,11 @@ def _duplicate_answer(stored: event_store.StoredEvent) -> tuple[int, dict[str, A
     return 200, {**stored.answer, "duplicate": True}
 
 
-def accept(partner_id: str, headers: Mapping[str, str], raw_body: bytes, now: float | None = None) -> tuple[int, dict]:
+def verified_request(partner_id: str, headers: Mapping[str, str], raw_body: bytes,
+                     now: float) -> tuple[Partner, str, str]:
+    """The door every signed partner POST passes, in the contract's order: 413 size, 400 headers,
+    400 not UTF-8, 401 partner/signature/tolerance. Returns (partner, webhook-id, body text)."""
     settings = get_settings()
-    now = time.time() if now is None else now
     if len(raw_body) > settings.max_body_bytes:
         raise HubError(413, "payload_too_large", f"The body is over {settings.max_body_bytes} bytes.")
     msg_id, stamp, signature_header = signatures.read_headers(headers)
@@ -96,13 +98,17 @@ def accept(partner_id: str, headers: Mapping[str, str], raw_body: bytes, now: fl
         text = raw_body.decode("utf-8")
     except UnicodeDecodeError:
         raise HubError(400, "invalid_json", "The body is not UTF-8 JSON.") from None
-
-    directory = get_directory()
-    partner = directory.get(partner_id)
+    partner = get_directory().get(partner_id)
     signatures.verify(partner.secrets if partner else None, msg_id, stamp, signature_header, text,
                       now, settings.timestamp_tolerance_s)
     assert partner is not None
     logger.append_keys(partner_id=partner.id, webhook_id=msg_id)
+    return partner, msg_id, text
+
+
+def accept(partner_id: str, headers: Mapping[str, str], raw_body: bytes, now: float | None = None) -> tuple[int, dict]:
+    now = time.time() if now is None else now
+    partner, msg_id, text = verified_request(partner_id, headers, raw_body, now)
 
     try:
         envelope, data, case_key = _admit(partner, text, now)
