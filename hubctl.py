@@ -59,7 +59,7 @@ def cmd_partners_add(args) -> int:
         return 1
     secret = partner_admin.generate_secret()
     record = PartnerRecord(id=args.id, kind=args.kind, city=args.city, secrets=(secret,), mapping=args.mapping,
-                           endpoint=args.endpoint, utility=args.utility)
+                           endpoint=args.endpoint, utility=args.utility, uscc=args.uscc)
     partner_admin.put_partner(record)
     _print({"partner": record.model_dump(mode="json", exclude={"secrets"}, exclude_none=True), "secret": secret})
     return 0
@@ -136,15 +136,13 @@ def cmd_delivery_show(args) -> int:
 
 
 def cmd_case_show(args) -> int:
-    from chalicelib import cases
-    from chalicelib.flows import transfer
-    from chalicelib.reads import _view
+    from chalicelib import cases, flows
 
     found = cases.find(args.case_id)
     if not found:
         print(f"no case {args.case_id}", file=sys.stderr)
         return 1
-    _print([_view(case, transfer.stage(case.doc)) for case in found])
+    _print([flows.view(case) for case in found])
     return 0
 
 
@@ -192,6 +190,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--endpoint", required=True, help="where the hub delivers to this partner")
     add.add_argument("--mapping", default="canonical", help="mapping file under mappings/ (default: canonical)")
     add.add_argument("--utility", choices=UTILITY_TYPES)
+    add.add_argument("--uscc", help="the institution's unified social credit code (bank, notary, court)")
     add.add_argument("--replace", action="store_true", help="overwrite an existing partner")
     add.set_defaults(func=cmd_partners_add)
     rotate = partners.add_parser("rotate-secret", help="add a new secret; the old one keeps verifying")

@@ -7,8 +7,8 @@ code), so two cities reusing a case number never meet. Items of a case, by sort 
     <unit>#ledger#<entry_id>          a booked double entry (conditional put: never booked twice)
     <unit>#hold#<hold_id>             a payment or clearance held for review (listed while open)
     <unit>#risk#<risk_id>             a case that did not close its loop (listed while open)
-and outside the case partition, `order#<order_id>` → (case_id, unit_code): payment callbacks name
-only the order. The timeline (every message in and out) is not stored here: see `timeline`.
+and outside the case partition, `<kind>#<ref>` → (case_id, unit_code) (`index_ref`): payment callbacks
+name only the order, a registry's answer names only the request the hub filed. The timeline (every message in and out) is not stored here: see `timeline`.
 """
 from __future__ import annotations
 
@@ -178,13 +178,16 @@ def listed(list_key: str, limit: int = 1000) -> list[dict[str, Any]]:
     return found[:limit]
 
 
-def index_order(order_id: str, case_id: str, unit_code: str) -> None:
-    _dynamo().put_item(TableName=_table(), Item={"pk": {"S": f"order#{order_id}"}, "sk": {"S": "index"},
+def index_ref(kind: str, ref: str, case_id: str, unit_code: str) -> None:
+    """Make a case findable by another party's reference: `order` (payment callbacks name only the
+    order), `request` (an application the hub filed), `package`, `notarization`… Idempotent."""
+    _dynamo().put_item(TableName=_table(), Item={"pk": {"S": f"{kind}#{ref}"}, "sk": {"S": "index"},
                                                  "case_id": {"S": case_id}, "unit_code": {"S": unit_code}})
 
 
-def case_of_order(order_id: str) -> tuple[str, str] | None:
-    item = _dynamo().get_item(TableName=_table(), Key={"pk": {"S": f"order#{order_id}"}, "sk": {"S": "index"}},
+def case_of_ref(kind: str, ref: str) -> tuple[str, str] | None:
+    """(case_id, unit_code) of the case indexed under this reference, or None."""
+    item = _dynamo().get_item(TableName=_table(), Key={"pk": {"S": f"{kind}#{ref}"}, "sk": {"S": "index"}},
                               ConsistentRead=True).get("Item")
     return (item["case_id"]["S"], item["unit_code"]["S"]) if item else None
 

@@ -36,6 +36,16 @@ class PartnerRecord(BaseModel):
     mapping: str = Field(default="canonical", pattern=r"^[a-z0-9_]{1,64}$")
     endpoint: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
     utility: Optional[UtilityType] = None
+    # The institution's unified social credit code (banks, notaries, courts): what the partner may name
+    # as itself in an event (a bank files mortgages only as the mortgagee it is).
+    uscc: Optional[str] = None
+
+    @field_validator("uscc")
+    @classmethod
+    def _uscc_check_digit(cls, value: Optional[str]) -> Optional[str]:
+        from chalicelib.identifiers import validate_uscc
+
+        return None if value is None else validate_uscc(value)
 
     @field_validator("secrets")
     @classmethod

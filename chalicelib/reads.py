@@ -51,34 +51,9 @@ def authenticate(headers: Mapping[str, str], method: str, path: str, now: float 
 
 
 def case_view(case_id: str, partner: Partner) -> dict[str, Any]:
-    from chalicelib.flows import transfer
+    from chalicelib import flows
 
     visible = [c for c in cases.find(case_id) if partner.id in c.doc.get("participants", [])]
     if not visible:
         raise HubError(404, "case_not_found", "No case with this number that you take part in.")
-    return {"cases": [_view(c, transfer.stage(c.doc)) for c in visible]}
-
-
-def _view(case: cases.Case, stage: str) -> dict[str, Any]:
-    """What a party may see: stages, amounts, ids and the timeline. No names, ID numbers or phones."""
-    doc = case.doc
-    orders = [{"order_id": oid, "payer_role": st["order"]["payer_role"], "total_fen": st["order"]["total_fen"],
-               "state": st["state"], "paid_fen": sum(st["paid"].values()),
-               "refunded_fen": sum(st["refunded"].values())} for oid, st in sorted(doc["orders"].items())]
-    assessment = doc.get("assessment")
-    return {
-        "case_id": case.case_id, "unit_code": case.unit_code, "city": doc["city"], "flow": doc["flow"],
-        "stage": stage, "service": doc["service"], "property_use": doc["property_use"],
-        "payer_mode": doc["payer_mode"], "participants": doc["participants"],
-        "fee": {"schedule_version": doc["fee"]["schedule_version"], "total_fen": doc["fee"]["total_fen"]},
-        "assessment": {"assessment_id": assessment["assessment_id"], "total_fen": assessment["total_fen"],
-                       "lines": len(assessment["lines"])} if assessment else None,
-        "bills": {role: {"bill_no": b["bill_no"], "total_fen": b["total_fen"]} for role, b in doc["bills"].items()},
-        "orders": orders,
-        "clearance": doc.get("clearance"),
-        "booking": doc.get("booking"),
-        "receipts": sorted(doc["receipts"].values(), key=lambda r: r["bill_no"]),
-        "holds": cases.items(case.case_id, case.unit_code, "hold"),
-        "risks": cases.items(case.case_id, case.unit_code, "risk"),
-        "timeline": cases.timeline(case.case_id, case.unit_code),
-    }
+    return {"cases": [flows.view(c) for c in visible]}

@@ -105,6 +105,14 @@ def partners_doc(endpoint_base: str) -> dict:
         p("bj-pay", "payment", "110000"),
         p("sz-ccb-govpay", "payment", "440300", mapping="bank_govpay"),
         p("sz-water", "utility", "440300", utility="water"),
+        p("sz-power", "utility", "440300", utility="electricity"),
+        p("sz-gas", "utility", "440300", utility="gas"),
+        p("sz-ccb", "bank", "440300", uscc="91440300MA5F00001A"),
+        p("sz-cmb", "bank", "440300", uscc="91440101MA9W000042"),
+        p("bj-icbc", "bank", "110000", uscc="91110000100000001W"),
+        p("sz-notary", "notary", "440300", uscc="124403004000000014"),
+        p("sz-court", "court", "440300", uscc="11440300000000001R"),
+        p("bj-court", "court", "110000", uscc="111101050000000017"),
         p("gz-registry", "registry", "440100"),
     ]}
 

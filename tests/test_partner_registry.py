@@ -220,13 +220,13 @@ def _refused(capsys, *argv: str) -> bool:
 
 
 def test_an_invalid_partner_is_not_added(registry, capsys):
-    assert _refused(capsys, "partners", "add", "--id", "sz-gas", "--kind", "utility", "--city", "440300",
-                    "--endpoint", "http://127.0.0.1:1/sz-gas")  # a utility without --utility
+    assert _refused(capsys, "partners", "add", "--id", "sz-heat", "--kind", "utility", "--city", "440300",
+                    "--endpoint", "http://127.0.0.1:1/sz-heat")  # a utility without --utility
     assert _refused(capsys, "partners", "add", "--id", "sz-tax-2", "--kind", "tax", "--city", "4403",
                     "--endpoint", "http://127.0.0.1:1/sz-tax-2")
     assert _refused(capsys, "partners", "add", "--id", "sz-bakery", "--kind", "bakery", "--city", "440300",
                     "--endpoint", "http://127.0.0.1:1/sz-bakery")
-    assert not {"sz-gas", "sz-tax-2", "sz-bakery"} & set(table_records())
+    assert not {"sz-heat", "sz-tax-2", "sz-bakery"} & set(table_records())
 
 
 def test_rotation_old_and_new_verify_until_finish_rotation(registry, client, capsys):

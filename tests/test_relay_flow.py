@@ -13,9 +13,7 @@ was sent to a registry.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
-import sys
 import json
 import time
 import uuid
@@ -66,21 +64,6 @@ def relay_partners(endpoint: str, extra_cities: tuple[tuple[str, str], ...] = ()
     return {"hub": {"signing_secret": new_secret()},
             "partners": [p(f"{pre}-{kind}", kind.replace("office", "city_office"), code)
                          for code, pre in cities for kind in ("registry", "office")]}
-
-
-@pytest.fixture(autouse=True)
-def relay_flow(monkeypatch):
-    """The relay flow's door checks and handlers for these tests. Until `chalicelib.flows._load` imports
-    the module (then this does nothing), they are registered for each test here and taken away after
-    it, so that the other test modules run against the hub as it is wired."""
-    from chalicelib import flows
-
-    flows._load()
-    if "relay.collected" not in flows.DOOR_CHECKS:
-        monkeypatch.setattr(flows, "HANDLERS", dict(flows.HANDLERS))
-        monkeypatch.setattr(flows, "DOOR_CHECKS", dict(flows.DOOR_CHECKS))
-        module = sys.modules.get("chalicelib.flows.relay")
-        importlib.reload(module) if module else importlib.import_module("chalicelib.flows.relay")
 
 
 @pytest.fixture

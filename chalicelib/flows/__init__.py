@@ -7,28 +7,53 @@ send the same fact under a new webhook-id), and sends only through `routing.emit
 `door_check` runs at ingest, before anything is stored: a fact about a case or order the hub does not
 know is refused with a 422 there, rather than accepted and stranded. A check that finds the case
 returns its key, which is stored with the event (the case timeline is read through it).
+
+Several flows may take an interest in one event type (`registration.booked` closes a transfer, a
+bank's mortgage and a notary's filing): every handler registered for a type runs, in module order,
+and each ignores what is not its own (the case's `flow`). For door checks the first that returns a
+case key wins; any that raises refuses the event. `views` registers how a flow's case is shown to a
+partner that takes part in it. Every module of this package is a flow and is imported on first use.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
-HANDLERS: dict[str, Callable[[Any], None]] = {}
-DOOR_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {}
+HANDLERS: dict[str, list[Callable[[Any], None]]] = {}
+DOOR_CHECKS: dict[str, list[Callable[[Any, dict[str, Any]], str | None]]] = {}
+VIEWS: dict[str, Callable[[Any], dict[str, Any]]] = {}
+SWEEPERS: dict[str, Callable[[float | None], int]] = {}
 _loaded = False
 
 
-def handles(*event_types: str) -> Callable:
+def _register(table: dict[str, list[Callable]], event_types: tuple[str, ...]) -> Callable:
     def register(func: Callable) -> Callable:
         for name in event_types:
-            HANDLERS[name] = func
+            if func not in table.setdefault(name, []):
+                table[name].append(func)
         return func
     return register
 
 
+def handles(*event_types: str) -> Callable:
+    return _register(HANDLERS, event_types)
+
+
 def checks(*event_types: str) -> Callable:
+    return _register(DOOR_CHECKS, event_types)
+
+
+def views(flow: str) -> Callable:
+    """`@views("transfer")`: the function that turns a case of this flow into what a partner may see."""
     def register(func: Callable) -> Callable:
-        for name in event_types:
-            DOOR_CHECKS[name] = func
+        VIEWS[flow] = func
+        return func
+    return register
+
+
+def sweeps(name: str) -> Callable:
+    """`@sweeps("risks_flagged")`: a scheduled part of a flow, `func(now) -> count`, run every minute."""
+    def register(func: Callable) -> Callable:
+        SWEEPERS[name] = func
         return func
     return register
 
@@ -36,32 +61,43 @@ def checks(*event_types: str) -> Callable:
 def _load() -> None:
     global _loaded
     if not _loaded:
-        from chalicelib.flows import relay, settlement, transfer  # noqa: F401  (they register their handlers)
+        import importlib
+        import pkgutil
 
+        for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+            importlib.import_module(f"{__name__}.{module}")  # each module registers its handlers
         _loaded = True
 
 
 def handle(stored: Any) -> None:
     _load()
-    handler = HANDLERS.get(stored.type)
-    if handler is not None:
+    for handler in HANDLERS.get(stored.type, ()):
         handler(stored)
 
 
 def door_check(partner: Any, event_type: str, data: dict[str, Any]) -> str | None:
     """Raise the 422 of a fact about an unknown case or order; else the case key, when a check found it."""
     _load()
-    check = DOOR_CHECKS.get(event_type)
-    return check(partner, data) if check is not None else None
+    found = None
+    for check in DOOR_CHECKS.get(event_type, ()):
+        key = check(partner, data)
+        found = found or key
+    return found
+
+
+def view(case: Any) -> dict[str, Any]:
+    """A case as a partner taking part in it may see it (no names, ID numbers or phones)."""
+    _load()
+    return VIEWS[case.doc["flow"]](case)
 
 
 def sweep(now: float | None = None) -> dict[str, int]:
     """The scheduled part of the flows: time limits that no event will trigger."""
     _load()
     from chalicelib import clocks
-    from chalicelib.flows import transfer
 
-    return {"risks_flagged": transfer.sweep_risks(now), **clocks.sweep_overdue(now, send_overdue)}
+    counts = {name: sweeper(now) for name, sweeper in sorted(SWEEPERS.items())}
+    return {**counts, **clocks.sweep_overdue(now, send_overdue)}
 
 
 def send_overdue(breach: dict[str, Any]) -> int:

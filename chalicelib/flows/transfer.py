@@ -20,7 +20,7 @@ from typing import Any
 from chalicelib import cases, routing
 from chalicelib.cases import UNCHANGED, Case
 from chalicelib.errors import HubError
-from chalicelib.flows import checks, handles
+from chalicelib.flows import checks, handles, sweeps, views
 from chalicelib.identifiers import city_of
 from chalicelib.observability import logger, metrics
 from chalicelib.partners import get_directory
@@ -171,7 +171,7 @@ def _check_assessed(partner: Any, data: dict[str, Any]) -> str:
 
 @checks("payment.succeeded", "payment.failed", "payment.refunded")
 def _check_known_order(partner: Any, data: dict[str, Any]) -> str:
-    ref = cases.case_of_order(data["order_id"])
+    ref = cases.case_of_ref("order", data["order_id"])
     if ref is None:
         raise HubError(422, "unknown_order", "No order with this id.",
                        [{"field": "data.order_id", "code": "unknown_order", "message": "no such order"}])
@@ -306,13 +306,13 @@ def _maybe_order(case: Case, source_event_id: str) -> None:
 
 def _send_orders(case: Case, source_event_id: str) -> None:
     for order_id, state in sorted(case.doc["orders"].items()):
-        cases.index_order(order_id, case.case_id, case.unit_code)  # before the platform can call back
+        cases.index_ref("order", order_id, case.case_id, case.unit_code)  # before the platform can call back
         _send(source_event_id, f"order-{order_id}", "payment.order_requested", state["order"],
               _targets("payment", case.doc["city"]), case)
 
 
 def _order_case(stored: Any) -> Case | None:
-    ref = cases.case_of_order(stored.data["order_id"])
+    ref = cases.case_of_ref("order", stored.data["order_id"])
     if ref is None:
         return None
     return cases.load(*ref)
@@ -619,6 +619,7 @@ def stage(doc: dict[str, Any]) -> str:
     return "awaiting_assessment_and_bills"
 
 
+@sweeps("risks_flagged")
 def sweep_risks(now: float | None = None) -> int:
     """Cases ready to book that were never booked within the limit go on the risk list (once)."""
     now = time.time() if now is None else now
@@ -631,3 +632,29 @@ def sweep_risks(now: float | None = None) -> int:
             _risk(case, "not-booked-in-time", "cleared_not_booked")
             flagged += 1
     return flagged
+
+
+@views("transfer")
+def view(case: Case) -> dict[str, Any]:
+    """What a party may see: stages, amounts, ids and the timeline. No names, ID numbers or phones."""
+    doc = case.doc
+    orders = [{"order_id": oid, "payer_role": st["order"]["payer_role"], "total_fen": st["order"]["total_fen"],
+               "state": st["state"], "paid_fen": sum(st["paid"].values()),
+               "refunded_fen": sum(st["refunded"].values())} for oid, st in sorted(doc["orders"].items())]
+    assessment = doc.get("assessment")
+    return {
+        "case_id": case.case_id, "unit_code": case.unit_code, "city": doc["city"], "flow": doc["flow"],
+        "stage": stage(doc), "service": doc["service"], "property_use": doc["property_use"],
+        "payer_mode": doc["payer_mode"], "participants": doc["participants"],
+        "fee": {"schedule_version": doc["fee"]["schedule_version"], "total_fen": doc["fee"]["total_fen"]},
+        "assessment": {"assessment_id": assessment["assessment_id"], "total_fen": assessment["total_fen"],
+                       "lines": len(assessment["lines"])} if assessment else None,
+        "bills": {role: {"bill_no": b["bill_no"], "total_fen": b["total_fen"]} for role, b in doc["bills"].items()},
+        "orders": orders,
+        "clearance": doc.get("clearance"),
+        "booking": doc.get("booking"),
+        "receipts": sorted(doc["receipts"].values(), key=lambda r: r["bill_no"]),
+        "holds": cases.items(case.case_id, case.unit_code, "hold"),
+        "risks": cases.items(case.case_id, case.unit_code, "risk"),
+        "timeline": cases.timeline(case.case_id, case.unit_code),
+    }
