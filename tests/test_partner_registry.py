@@ -278,7 +278,7 @@ def test_partners_list_shows_no_secrets(registry, capsys):
     code, listed, err = hubctl_run(capsys, "partners", "list")
     assert code == 0
     assert [p["id"] for p in listed] == sorted(p["id"] for p in registry["partners"])
-    allowed = {"id", "kind", "city", "mapping", "endpoint", "utility"}
+    allowed = {"id", "kind", "city", "mapping", "endpoint", "utility", "uscc"}
     for entry in listed:
         assert set(entry) <= allowed and "secrets" not in entry
     text = json.dumps(listed) + err
