@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test package lint bench clean
+.PHONY: install chromium run test package lint bench openapi clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,17 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m localmode
 
-## make test: the whole suite (unit, functional, end-to-end over HTTP, packaging checks)
-test: install
+## make chromium: Debian's Chromium for the console's browser test (idempotent; needs root and apt-get,
+## else the test says why it skips)
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium could not be installed: tests/test_console_browser.py will skip" >&2; \
+	else echo "no root or apt-get: install chromium to run tests/test_console_browser.py" >&2; fi
+
+## make test: the whole suite (unit, functional, end-to-end over HTTP, packaging checks, the console in Chromium)
+test: install chromium
 	$(BIN)/python -m pytest -q -n 2
 
 ## make package: Chalice deployment zip + CloudFormation template under build/
@@ -30,6 +39,11 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.run_all
+
+## make openapi: regenerate the checked-in OpenAPI 3.1 document from the models (tests/test_openapi.py compares)
+openapi: install
+	$(BIN)/python -m chalicelib.openapi > chalicelib/data/openapi.json.tmp
+	mv chalicelib/data/openapi.json.tmp chalicelib/data/openapi.json
 
 clean:
 	rm -rf build vendor .pytest_cache

@@ -17,6 +17,12 @@ def catalog() -> tuple[int, dict[str, Any]]:
     return 200, build_catalog()
 
 
+def openapi() -> tuple[int, dict[str, Any]]:
+    from chalicelib.openapi import served
+
+    return 200, served()
+
+
 def receive_event(partner_id: str, headers: Mapping[str, str], raw_body: bytes) -> tuple[int, dict[str, Any]]:
     from chalicelib import ingest
 

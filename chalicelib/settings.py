@@ -38,6 +38,22 @@ class Settings:
     dedup_retention_s: int
     sweep_grace_s: int
     partner_cache_ttl_s: float
+    # the audit log (chalicelib/audit)
+    audit_table: str
+    audit_bucket: str
+    audit_key_secret_id: str
+    audit_origin: str  # checkpoint origin and signing key name
+    events_stream_arn: str | None
+    deliveries_stream_arn: str | None
+    audit_cadence_s: float  # seconds between batches
+    audit_run_s: float  # how long one scheduled invocation keeps sequencing
+    # the operators' console and API (chalicelib/ops_api.py): "token" (local mode: HUB_OPERATOR_TOKEN) or
+    # "cognito" (AWS: an API Gateway Cognito user pool authorizer checks the operator's ID token first)
+    operator_auth: str
+    operator_token: str | None
+    operator_group: str  # the Cognito group an operator must belong to
+    operator_cognito_domain: str | None  # the user pool's hosted sign-in domain, for the console
+    operator_cognito_client_id: str | None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -67,6 +83,19 @@ class Settings:
             sweep_grace_s=int(e.get("HUB_SWEEP_GRACE", "120")),
             # How long a Lambda container trusts its copy of the partner registry.
             partner_cache_ttl_s=float(e.get("HUB_PARTNER_CACHE_TTL", "60")),
+            audit_table=e.get("HUB_AUDIT_TABLE", "hub-audit"),
+            audit_bucket=e.get("HUB_AUDIT_BUCKET", "hub-audit"),
+            audit_key_secret_id=e.get("HUB_AUDIT_KEY_SECRET_ID", "hub/audit-signing-key"),
+            audit_origin=e.get("HUB_AUDIT_ORIGIN", "registration-hub.example/audit"),
+            events_stream_arn=e.get("HUB_EVENTS_STREAM_ARN") or None,
+            deliveries_stream_arn=e.get("HUB_DELIVERIES_STREAM_ARN") or None,
+            audit_cadence_s=float(e.get("HUB_AUDIT_CADENCE", "3")),
+            audit_run_s=float(e.get("HUB_AUDIT_RUN_SECONDS", "50")),
+            operator_auth=e.get("HUB_OPERATOR_AUTH", "token"),
+            operator_token=e.get("HUB_OPERATOR_TOKEN") or None,
+            operator_group=e.get("HUB_OPERATOR_GROUP", "hub-operators"),
+            operator_cognito_domain=e.get("HUB_OPERATOR_COGNITO_DOMAIN") or None,
+            operator_cognito_client_id=e.get("HUB_OPERATOR_COGNITO_CLIENT_ID") or None,
         )
 
 

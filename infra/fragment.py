@@ -1,12 +1,17 @@
 """Reading `infra/resources.json`, the one definition of the hub's AWS resources.
 
-The fragment is a CloudFormation template piece with two hub-specific Metadata entries:
+The fragment is a CloudFormation template piece with hub-specific Metadata entries:
 
 * `HubLocalNames`: logical id -> physical name the resource gets locally (moto). A resource whose
   name is a literal in its properties must be given the same name here; the bucket's AWS name is
   generated (account and region), its local name is fixed.
 * `HubEnvironment`: env var -> CloudFormation expression (Ref/GetAtt). The deployable template sets
   these on every function; `local_resources.ensure_resources` resolves them against what it created.
+* `HubAwsEnvironment` (optional): the same, set only in the deployable template: the operators' sign-in
+  through the Cognito user pool, which local mode does not create (it signs operators in with a token).
+
+The fragment's `Parameters`, `Conditions` and `Outputs` are merged into the deployable template; local
+mode needs none of them.
 """
 from __future__ import annotations
 
@@ -25,6 +30,10 @@ NAME_PROPERTY = {
     "AWS::SQS::Queue": "QueueName",
     "AWS::S3::Bucket": "BucketName",
     "AWS::SecretsManager::Secret": "Name",
+    "AWS::Cognito::UserPool": "UserPoolName",
+    "AWS::Cognito::UserPoolClient": "ClientName",
+    "AWS::Cognito::UserPoolGroup": "GroupName",
+    "AWS::Cognito::UserPoolDomain": "Domain",
 }
 
 _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
@@ -53,6 +62,10 @@ def local_names(fragment: dict[str, Any]) -> dict[str, str]:
 
 def environment(fragment: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(fragment["Metadata"]["HubEnvironment"])
+
+
+def aws_environment(fragment: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(fragment["Metadata"].get("HubAwsEnvironment", {}))
 
 
 def references(value: Any) -> Iterator[str]:

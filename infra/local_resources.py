@@ -8,6 +8,11 @@ does not know is an error, so a change to the fragment cannot be silently ignore
 Idempotent: every resource is looked up first, created only if missing, and a setting is written
 only when it differs from the declared one, so a second call on the same endpoint writes nothing.
 
+The operators' Cognito user pool and its parts (AWS_ONLY_TYPES) are not created: local mode signs
+operators in with a token (chalicelib/ops_api.py), so a pool would have nothing to do, and moto, like
+AWS, has no Cognito user pools in the China regions the hub runs in. Their settings are checked by
+cfn-lint and tests/test_package.py on the deployable template instead.
+
     python -m infra.local_resources --endpoint http://127.0.0.1:5000   # prints the env vars as JSON
 """
 from __future__ import annotations
@@ -24,6 +29,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REGION = "cn-north-1"
 _RESOURCE_KEYS = {"Type", "Properties", "DeletionPolicy", "UpdateReplacePolicy", "DependsOn", "Metadata"}
+AWS_ONLY_TYPES = frozenset({"AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolGroup",
+                            "AWS::Cognito::UserPoolDomain",
+                            # API Gateway's own answer to a refused operator token, in the hub's error shape
+                            "AWS::ApiGateway::GatewayResponse"})
 
 
 def ensure_resources(endpoint_url: str | None, region: str = DEFAULT_REGION, *, session: Any = None,
@@ -38,6 +47,9 @@ def ensure_resources(endpoint_url: str | None, region: str = DEFAULT_REGION, *, 
     resources = fragment["Resources"]
     for logical_id in _creation_order(resources):
         resource = resources[logical_id]
+        if resource["Type"] in AWS_ONLY_TYPES:
+            ctx.aws_only.add(logical_id)
+            continue
         unknown = set(resource) - _RESOURCE_KEYS
         if unknown:
             raise NotImplementedError(f"{logical_id}: resource keys {sorted(unknown)} are not supported locally")
@@ -68,6 +80,7 @@ class _Context:
         self.region = region
         self.names = names
         self.attributes: dict[str, dict[str, Any]] = {}
+        self.aws_only: set[str] = set()
         self._account_id: str | None = None
         if session is None:
             creds: dict[str, str] = {}
@@ -128,6 +141,9 @@ class _Context:
     def _attribute(self, logical_id: str, attribute: str) -> Any:
         if logical_id.startswith("AWS::") and attribute == "Ref":
             return self.pseudo(logical_id)
+        if logical_id in self.aws_only:
+            raise KeyError(f"{logical_id} is not created locally (AWS_ONLY_TYPES): refer to it from "
+                           "Metadata.HubAwsEnvironment, not HubEnvironment")
         if logical_id not in self.attributes:
             raise KeyError(f"{logical_id} is referred to before it exists (or is not in the fragment)")
         found = self.attributes[logical_id].get(attribute)

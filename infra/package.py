@@ -121,12 +121,13 @@ def _discard_chalice_cache(root: Path, keep_newest: bool = False) -> None:
         path.unlink(missing_ok=True)
 
 
-def _stream_placeholder(root: Path) -> str:
+def _placeholders(root: Path) -> dict[str, str]:
+    """The literal ARNs app.py gives Chalice, which `build_template` replaces."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     import app  # importing app needs no network and no settings (ARCHITECTURE.md)
 
-    return app.EVENTS_STREAM_ARN
+    return {"stream_placeholder": app.EVENTS_STREAM_ARN, "operator_pool_placeholder": app.OPERATOR_POOL_ARN}
 
 
 def build(stage: str = "dev", out: Path | None = None, root: Path = ROOT) -> Path:
@@ -151,7 +152,7 @@ def build(stage: str = "dev", out: Path | None = None, root: Path = ROOT) -> Pat
         _discard_chalice_cache(root, keep_newest=True)
 
         sam = json.loads((chalice_dir / "sam.json").read_text(encoding="utf-8"))
-        template = build_template(sam, stream_placeholder=_stream_placeholder(root))
+        template = build_template(sam, **_placeholders(root))
         template_path = out / "template.json"
         tmp = template_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(template, indent=2) + "\n", encoding="utf-8")

@@ -11,8 +11,12 @@ from typing import Any
 
 from infra.fragment import resources_of_type
 
-TABLES = ("EventsTable", "DeliveriesTable", "PartnersTable", "CasesTable", "DocumentsTable")
+TABLES = ("EventsTable", "DeliveriesTable", "PartnersTable", "CasesTable", "DocumentsTable", "AuditTable")
 EVENTS_TABLE = "EventsTable"
+DELIVERIES_TABLE = "DeliveriesTable"
+AUDIT_TABLE = "AuditTable"
+AUDIT_BUCKET = "AuditBucket"
+AUDIT_KEY = "AuditSigningKey"
 PARTNERS_TABLE = "PartnersTable"
 QUEUE = "DeliveryQueue"
 BUCKET = "DocumentsBucket"
@@ -31,7 +35,8 @@ def _arn(logical_id: str) -> dict[str, Any]:
 
 def hub_policy_document(fragment: dict[str, Any]) -> dict[str, Any]:
     tables = resources_of_type(fragment, "AWS::DynamoDB::Table")
-    missing = [lid for lid in (*TABLES, QUEUE, BUCKET, HUB_SECRET) if lid not in fragment["Resources"]]
+    missing = [lid for lid in (*TABLES, QUEUE, BUCKET, HUB_SECRET, AUDIT_BUCKET, AUDIT_KEY)
+               if lid not in fragment["Resources"]]
     if missing:
         raise KeyError(f"policy refers to resources missing from resources.json: {missing}")
     indexes = [
@@ -66,6 +71,20 @@ def hub_policy_document(fragment: dict[str, Any]) -> dict[str, Any]:
             "Resource": [{"Fn::GetAtt": [EVENTS_TABLE, "StreamArn"]}],
         },
         {
+            # The audit sequencer reads delivery outcomes from this stream (chalicelib/audit/log.py).
+            "Sid": "AuditStreamsRead",
+            "Effect": "Allow",
+            "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            "Resource": [{"Fn::GetAtt": [DELIVERIES_TABLE, "StreamArn"]}],
+        },
+        {
+            # The sequencer reads and marks a batch of leaves at a time.
+            "Sid": "AuditTableBatch",
+            "Effect": "Allow",
+            "Action": ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+            "Resource": [_arn(AUDIT_TABLE)],
+        },
+        {
             # Lambda's stream event source mapping calls ListStreams; IAM has no resource for it.
             "Sid": "StreamsList",
             "Effect": "Allow",
@@ -94,6 +113,19 @@ def hub_policy_document(fragment: dict[str, Any]) -> dict[str, Any]:
             "Resource": [_arn(BUCKET)],
         },
         {
+            # The audit log's tiles, entry bundles and checkpoint (c2sp.org/tlog-tiles).
+            "Sid": "AuditBucketObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [{"Fn::Sub": f"${{{AUDIT_BUCKET}.Arn}}/*"}],
+        },
+        {
+            "Sid": "AuditBucketList",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [_arn(AUDIT_BUCKET)],
+        },
+        {
             # Reading every partner's secret in batches needs these two; IAM scopes neither to a resource.
             # GetSecretValue on each secret (below) still decides which values are returned.
             "Sid": "PartnerSecretsBatch",
@@ -105,7 +137,7 @@ def hub_policy_document(fragment: dict[str, Any]) -> dict[str, Any]:
             "Sid": "HubSecrets",
             "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue"],
-            "Resource": [{"Ref": HUB_SECRET}, {"Fn::Sub": PARTNER_SECRETS}],
+            "Resource": [{"Ref": HUB_SECRET}, {"Ref": AUDIT_KEY}, {"Fn::Sub": PARTNER_SECRETS}],
         },
         {
             "Sid": "FunctionLogs",

@@ -1,16 +1,21 @@
 """Turn Chalice's SAM output into the deployable template.
 
 What Chalice cannot say, this module adds:
-* the resources of `infra/resources.json` (merged; a logical id clash is an error);
+* the resources of `infra/resources.json` (merged; a logical id clash is an error), and its
+  Parameters, Conditions and Outputs;
 * the DynamoDB event source reads the events table's real stream ({"Fn::GetAtt": [..., "StreamArn"]})
   instead of the placeholder ARN in app.py, and the SQS event source the queue of the fragment
   (Fn::GetAtt, so CloudFormation creates queue and table before the event source mappings);
+* the operators' Cognito authorizer (app.OPERATORS) checks ID tokens of the user pool of the fragment
+  ({"Fn::GetAtt": [..., "Arn"]}) instead of the placeholder ARN in app.py;
 * FunctionResponseTypes ["ReportBatchItemFailures"] on the SQS and DynamoDB stream event sources;
 * our IAM policy (`infra/policy.py`) instead of Chalice's on every function role;
-* HUB_PARTNER_SOURCE=aws and the resource names/URL/ARNs (Metadata.HubEnvironment) on every function;
+* HUB_PARTNER_SOURCE=aws, the resource names/URL/ARNs (Metadata.HubEnvironment) and the operators'
+  sign-in through the user pool (Metadata.HubAwsEnvironment) on every function;
 * Outputs with the same values, for the operator.
 
-An event source this module does not recognise is an error rather than left as Chalice wrote it.
+An event source or authorizer this module does not recognise is an error rather than left as Chalice
+wrote it.
 """
 from __future__ import annotations
 
@@ -18,14 +23,18 @@ import copy
 import re
 from typing import Any
 
-from infra.fragment import environment, find_by_name, load_fragment
+from infra.fragment import aws_environment, environment, find_by_name, load_fragment
 from infra.policy import POLICY_NAME, hub_policy_document
 
 FUNCTION = "AWS::Serverless::Function"
+API = "AWS::Serverless::Api"
 BATCH_ITEM_FAILURES = ["ReportBatchItemFailures"]
-DESCRIPTION = "Registration hub: Chalice app (SAM) with its tables, queues, bucket and secret (infra/)."
+DESCRIPTION = ("Registration hub: Chalice app (SAM) with its tables, queues, buckets, secrets and the operators' "
+               "user pool (infra/).")
+TEMPLATE_SECTIONS = ("Parameters", "Conditions", "Outputs")
 
 _STREAM_TABLE = re.compile(r"^arn:[^:]+:dynamodb:[^:]*:[^:]*:table/([^/]+)/stream/")
+_USER_POOL = re.compile(r"^arn:[^:]+:cognito-idp:[^:]*:[^:]*:userpool/([^/]+)/")
 
 
 def _queue_name(queue: Any) -> str:
@@ -66,12 +75,39 @@ def _wire_bucket_events(props: dict[str, Any], fragment: dict[str, Any]) -> None
     pattern["detail"]["bucket"]["name"] = [{"Ref": find_by_name(fragment, "AWS::S3::Bucket", names[0])}]
 
 
+def _wire_user_pool_authorizers(api_id: str, api: dict[str, Any], fragment: dict[str, Any],
+                                 placeholder: str) -> None:
+    """Chalice takes literal user pool ARNs; point each authorizer at the user pool of the template."""
+    definitions = (api["Properties"].get("DefinitionBody") or {}).get("securityDefinitions") or {}
+    for name, scheme in definitions.items():
+        authorizer = scheme.get("x-amazon-apigateway-authorizer") or {}
+        if authorizer.get("type") != "cognito_user_pools":
+            raise ValueError(f"{api_id}: authorizer {name} of type {authorizer.get('type')!r} is not handled "
+                             "by infra/template.py")
+        if authorizer.get("providerARNs") != [placeholder]:
+            raise ValueError(f"{api_id}: authorizer {name} names {authorizer.get('providerARNs')!r}, expected "
+                             f"app.OPERATOR_POOL_ARN {placeholder!r}")
+        found = _USER_POOL.match(placeholder)
+        if not found:
+            raise ValueError(f"cannot find the user pool name in the ARN {placeholder!r}")
+        pool = find_by_name(fragment, "AWS::Cognito::UserPool", found.group(1))
+        authorizer["providerARNs"] = [{"Fn::GetAtt": [pool, "Arn"]}]
+
+
+def _merge(template: dict[str, Any], fragment: dict[str, Any], section: str) -> None:
+    into = template.setdefault(section, {})
+    clash = sorted(set(into) & set(fragment.get(section, {})))
+    if clash:
+        raise ValueError(f"{section} defined both by Chalice and resources.json: {clash}")
+    into.update(copy.deepcopy(fragment.get(section, {})))
+
+
 def _output_name(env_var: str) -> str:
     return "".join(part.capitalize() for part in env_var.split("_"))
 
 
 def build_template(sam: dict[str, Any], fragment: dict[str, Any] | None = None, *,
-                   stream_placeholder: str) -> dict[str, Any]:
+                   stream_placeholder: str, operator_pool_placeholder: str) -> dict[str, Any]:
     """The deployable template: `sam` (Chalice's sam.json) completed as described above."""
     template = copy.deepcopy(sam)
     fragment = load_fragment() if fragment is None else copy.deepcopy(fragment)
@@ -81,8 +117,16 @@ def build_template(sam: dict[str, Any], fragment: dict[str, Any] | None = None, 
     if clash:
         raise ValueError(f"logical ids defined both by Chalice and resources.json: {clash}")
     resources.update(copy.deepcopy(fragment["Resources"]))
+    for section in TEMPLATE_SECTIONS:
+        _merge(template, fragment, section)
+    for logical_id, api in resources.items():
+        if api["Type"] == API:
+            _wire_user_pool_authorizers(logical_id, api, fragment, operator_pool_placeholder)
 
-    env = environment(fragment)
+    env, aws_only = environment(fragment), aws_environment(fragment)
+    if set(env) & set(aws_only):
+        raise ValueError(f"set both by HubEnvironment and HubAwsEnvironment: {sorted(set(env) & set(aws_only))}")
+    env.update(aws_only)
     policy = hub_policy_document(fragment)
     functions = {lid: r for lid, r in resources.items() if r["Type"] == FUNCTION}
     if not functions:
@@ -116,7 +160,7 @@ def build_template(sam: dict[str, Any], fragment: dict[str, Any] | None = None, 
         found["Properties"]["Policies"] = [{"PolicyName": POLICY_NAME, "PolicyDocument": copy.deepcopy(policy)}]
         found["Properties"].pop("ManagedPolicyArns", None)
 
-    outputs = template.setdefault("Outputs", {})
+    outputs = template["Outputs"]
     for env_var, value in env.items():
         outputs[_output_name(env_var)] = {"Description": f"{env_var} of the hub's functions",
                                           "Value": copy.deepcopy(value)}

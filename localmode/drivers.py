@@ -101,10 +101,11 @@ def drive_queue(stop: threading.Event, handler: Callable, queue_url: str, queue_
             stop.wait(1.0)
 
 
-def drive_schedule(stop: threading.Event, handler: Callable, interval_s: float, region: str) -> None:
+def drive_schedule(stop: threading.Event, handler: Callable, interval_s: float, region: str,
+                   name: str = "sweep") -> None:
     while not stop.wait(interval_s):
         try:
-            _invoke(handler, "sweep", {
+            _invoke(handler, name, {
                 "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
                 "account": "000000000000", "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "region": region, "resources": [], "detail": {}})

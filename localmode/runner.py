@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +34,35 @@ def _no_delay_handler(base: type) -> type:
     """Chalice's handler writes headers and body separately; with Nagle's algorithm on, a kept-alive
     connection then waits ~40 ms for the client's delayed ACK on every answer."""
     return type("NoDelayChaliceRequestHandler", (base,), {"disable_nagle_algorithm": True})
+
+
+UNAUTHENTICATED_BODY = json.dumps({"error": {"code": "unauthenticated", "message": "The request could not be "
+                                             "authenticated.", "details": []}}, separators=(",", ":")).encode()
+
+
+def _refuse_malformed_bearer_tokens() -> None:
+    """API Gateway answers 401 to an Authorization header that is not a JWT on a route with a user
+    pool authorizer; chalice local's stand-in fails to decode it and drops the connection instead.
+    (Local mode signs operators in with its own token headers; this only keeps a stray header a 401.)"""
+    from chalice import local
+
+    decode = local.LocalGatewayAuthorizer._decode_jwt_payload
+    if getattr(decode, "refuses_malformed", False):
+        return
+
+    def decode_or_refuse(self, jwt: str) -> dict:
+        try:
+            claims = decode(self, jwt)
+        except Exception:
+            claims = None
+        if not isinstance(claims, dict):
+            # The body the template's UNAUTHORIZED gateway response gives (infra/resources.json).
+            raise local.NotAuthorizedError({"x-amzn-ErrorType": "UnauthorizedException",
+                                            "Content-Type": "application/json"}, UNAUTHENTICATED_BODY)
+        return claims
+
+    decode_or_refuse.refuses_malformed = True  # type: ignore[attr-defined]
+    local.LocalGatewayAuthorizer._decode_jwt_payload = decode_or_refuse
 
 
 def main() -> int:
@@ -66,6 +96,14 @@ def main() -> int:
     os.environ.update(ensure_resources(endpoint, region))
     os.environ["HUB_PARTNER_SOURCE"] = "aws"
     os.environ.setdefault("HUB_PARTNER_CACHE_TTL", "2")
+    # One audit batch per call of the schedule handler, which this process calls every ~2 s.
+    os.environ.setdefault("HUB_AUDIT_RUN_SECONDS", "0")
+
+    # The operators' console signs in with a token: the environment's, or one made for this run.
+    if not os.environ.get("HUB_OPERATOR_TOKEN"):
+        import secrets
+
+        os.environ["HUB_OPERATOR_TOKEN"] = secrets.token_urlsafe(24)
 
     from chalicelib import partner_admin
     from chalicelib.partners import PartnersFile
@@ -116,7 +154,10 @@ def main() -> int:
                                  app_module.verify_document, settings.documents_bucket, region))
     threads.append(drivers.start(drivers.drive_schedule, stop, app_module.sweep,
                                  float(os.environ.get("HUB_SWEEP_INTERVAL", "60")), region))
+    threads.append(drivers.start(drivers.drive_schedule, stop, app_module.audit_sequence,
+                                 float(os.environ.get("HUB_AUDIT_INTERVAL", "2")), region, "audit_sequence"))
 
+    _refuse_malformed_bearer_tokens()
     server = create_local_server(app_module.app, Config(chalice_stage="dev"), "127.0.0.1", port)
     handler = server.server.RequestHandlerClass  # functools.partial(ChaliceRequestHandler, app_object=…, config=…)
     server.server.RequestHandlerClass = functools.partial(_no_delay_handler(handler.func), *handler.args,
@@ -126,6 +167,8 @@ def main() -> int:
     STATE_FILE.write_text(json.dumps({"api": f"http://127.0.0.1:{port}", "aws_endpoint": endpoint,
                                       "region": region, "pid": os.getpid()}))
     _log(f"serving on http://127.0.0.1:{port} (GET /health, GET /v1/catalog, POST /v1/partners/<id>/events)")
+    _log(f"operators' console: http://127.0.0.1:{port}/console (sign in with any operator id and the token "
+         f"{os.environ['HUB_OPERATOR_TOKEN']})")
 
     stop.wait()
     _log("stopping")
@@ -134,9 +177,9 @@ def main() -> int:
     if sink is not None:
         sink.shutdown()
         sink.server_close()
-    for thread in threads:
-        thread.join(timeout=5)
-    http_thread.join(timeout=5)
+    deadline = time.monotonic() + 10  # one bound for all: the drivers are daemon threads, checking `stop`
+    for thread in [*threads, http_thread]:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
     if moto_server is not None:
         moto_server.stop()
     try:

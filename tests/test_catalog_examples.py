@@ -110,15 +110,26 @@ def sender_id(event_type: str, kind: str) -> str:
     return "ex-" + re.sub(r"[^a-z0-9]+", "-", f"{event_type}-{kind}")
 
 
+# The institution an example names as its sender: a bank, notary or court partner is that institution.
+SENDER_INSTITUTION = {"bank": "mortgagee", "notary": "notary_office", "court": "court"}
+
+
+def sender_uscc(example: dict, kind: str) -> str | None:
+    institution = example.get(SENDER_INSTITUTION.get(kind, ""))
+    return institution.get("uscc") if isinstance(institution, dict) else None
+
+
 def partners_for(catalog: dict) -> dict:
     partners: dict[str, dict] = {}
     index = reference_index(catalog)
 
-    def add(pid: str, kind: str, city: str, utility: str | None = None) -> None:
+    def add(pid: str, kind: str, city: str, utility: str | None = None, uscc: str | None = None) -> None:
         record = {"id": pid, "kind": kind, "city": city, "secrets": [new_secret()], "mapping": "canonical",
                   "endpoint": f"http://127.0.0.1:9/{pid}"}
         if kind == "utility":
             record["utility"] = utility or "water"
+        if uscc:
+            record["uscc"] = uscc
         partners[pid] = record
 
     for entry in catalog["event_types"]:
@@ -127,7 +138,13 @@ def partners_for(catalog: dict) -> dict:
         example = entry["example"]
         for kind in entry["senders"]:
             utility = example.get("utility") if example.get("utility") in UTILITY_TYPES else None
-            add(sender_id(entry["type"], kind), kind, sender_city(example, kind, index), utility)
+            add(sender_id(entry["type"], kind), kind, sender_city(example, kind, index), utility,
+                sender_uscc(example, kind))
+        package = example.get("package") or {}
+        for side in ("old_mortgage", "new_mortgage"):  # a package's other bank must be a partner too
+            bank = (package.get(side) or {}).get("mortgagee") or {}
+            if bank.get("uscc") and bank["uscc"] != sender_uscc(example, "bank"):
+                add(f"bank-{bank['uscc'].lower()}", "bank", sender_city(example, "bank", index), None, bank["uscc"])
     for city in FIVE_CITIES:
         for kind in PARTNER_KINDS:
             if kind == "utility":
@@ -200,6 +217,8 @@ class Sender:
         # A document reference is valid once its bytes were uploaded and verified; the hub mints the id.
         for n, ref in enumerate(_document_refs(example)):
             ref["document_id"] = self._upload_example_file(partner_id, ref, n)
+        if example.get("request_id") and event_type in ("application.rejected", "registration.booked"):
+            example["request_id"] = self._filed_request(example["unit_code"], example["request_id"])
         body = envelope(event_type, example)
         headers = sign_request(self.secrets[partner_id], body, msg_id=f"msg_example_{self.count}")
         response = self.client.http.post(f"/v1/partners/{partner_id}/events", headers=headers, body=body.encode())
@@ -207,6 +226,16 @@ class Sender:
         if response.status_code == 202:
             self._route(partner_id, headers["webhook-id"])
         return response.status_code, answer, partner_id
+
+    @staticmethod
+    def _filed_request(unit_code: str, fallback: str) -> str:
+        """A registry answers an application the hub filed by the hub's request id, which names the
+        filing partner: the id the hub gave the example's application on this unit, here."""
+        from chalicelib.settings import get_settings
+
+        items = boto3.client("dynamodb").scan(TableName=get_settings().deliveries_table)["Items"]
+        filed = [json.loads(i["body"]["S"])["data"] for i in items if i["type"]["S"] == "application.requested"]
+        return next((a["request_id"] for a in filed if a["unit_code"] == unit_code), fallback)
 
     def _upload_example_file(self, partner_id: str, ref: dict, n: int = 0) -> str:
         from chalicelib import documents

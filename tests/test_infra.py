@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import boto3
 import pytest
 
-from infra.fragment import NAME_PROPERTY, environment, load_fragment, local_names
-from infra.local_resources import ensure_resources
+from infra.fragment import NAME_PROPERTY, aws_environment, environment, load_fragment, local_names
+from infra.local_resources import AWS_ONLY_TYPES, ensure_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "cn-north-1"
@@ -87,10 +88,12 @@ def test_local_names_are_the_settings_defaults():
 def test_every_resource_has_a_local_name_agreeing_with_its_declared_name():
     fragment = load_fragment()
     names = local_names(fragment)
-    assert set(names) == set(fragment["Resources"])
+    assert set(names) == {lid for lid, r in fragment["Resources"].items() if r["Type"] not in AWS_ONLY_TYPES}
     for logical_id, resource in fragment["Resources"].items():
+        if resource["Type"] not in NAME_PROPERTY:  # a resource with no name of its own (a gateway response)
+            continue
         declared = resource["Properties"].get(NAME_PROPERTY[resource["Type"]])
-        if isinstance(declared, str):
+        if isinstance(declared, str) and logical_id in names:
             assert declared == names[logical_id], logical_id
 
 
@@ -109,9 +112,69 @@ def test_queue_and_app_agree():
 
 def test_environment_names_are_read_by_the_hub():
     settings_source = (ROOT / "chalicelib" / "settings.py").read_text()
-    for name in environment(load_fragment()):
+    for name in [*environment(load_fragment()), *aws_environment(load_fragment())]:
         if name != "HUB_EVENTS_STREAM_ARN":  # for local mode's stream driver, not for the hub core
             assert f'"{name}"' in settings_source, name
+
+
+# --- the operators' user pool (AWS only; its wiring in the built template: tests/test_package.py) ----
+
+def _of_type(fragment, type_name):
+    [(logical_id, resource)] = [(lid, r) for lid, r in fragment["Resources"].items() if r["Type"] == type_name]
+    return logical_id, resource["Properties"]
+
+
+def test_operators_are_created_by_an_administrator_with_strong_passwords_and_totp():
+    pool_id, pool = _of_type(load_fragment(), "AWS::Cognito::UserPool")
+    assert pool["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}  # no self sign-up
+    password = pool["Policies"]["PasswordPolicy"]
+    assert password["MinimumLength"] >= 12 and password["TemporaryPasswordValidityDays"] <= 7
+    assert all(password[k] is True for k in ("RequireLowercase", "RequireUppercase", "RequireNumbers",
+                                             "RequireSymbols"))
+    assert pool["MfaConfiguration"] == "ON" and pool["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]  # no SMS role needed
+    assert pool["AccountRecoverySetting"] == {"RecoveryMechanisms": [{"Name": "admin_only", "Priority": 1}]}
+    assert "UsernameAttributes" not in pool  # the user name is the operator id recorded in the audit log
+
+
+def test_the_console_client_is_public_code_with_pkce_and_returns_to_the_console():
+    from chalicelib.settings import Settings
+
+    fragment = load_fragment()
+    pool_id, _ = _of_type(fragment, "AWS::Cognito::UserPool")
+    client_id, client = _of_type(fragment, "AWS::Cognito::UserPoolClient")
+    assert client["UserPoolId"] == {"Ref": pool_id}
+    assert client["GenerateSecret"] is False  # a browser holds no secret: PKCE proves the code's requester
+    assert (client["AllowedOAuthFlowsUserPoolClient"], client["AllowedOAuthFlows"], client["AllowedOAuthScopes"]) == (
+        True, ["code"], ["openid"])
+    assert client["SupportedIdentityProviders"] == ["COGNITO"]
+    assert client["ExplicitAuthFlows"] == ["ALLOW_REFRESH_TOKEN_AUTH"]  # no password flow outside the sign-in page
+    assert client["CallbackURLs"][0] == {"Ref": "OperatorConsoleUrl"}
+    parameter = fragment["Parameters"]["OperatorConsoleUrl"]
+    assert parameter["Type"] == "String" and "Default" not in parameter
+    assert re.fullmatch(parameter["AllowedPattern"], "https://abc123.execute-api.us-east-1.amazonaws.com/api/console")
+    assert not re.fullmatch(parameter["AllowedPattern"], "http://hub.example.com/console")
+
+    group_id, group = _of_type(fragment, "AWS::Cognito::UserPoolGroup")
+    assert group == {**group, "UserPoolId": {"Ref": pool_id}, "GroupName": Settings.from_env({}).operator_group}
+    domain_id, domain = _of_type(fragment, "AWS::Cognito::UserPoolDomain")
+    assert domain["UserPoolId"] == {"Ref": pool_id}
+    sign_in = aws_environment(fragment)
+    assert sign_in == {"HUB_OPERATOR_AUTH": "cognito",
+                       "HUB_OPERATOR_COGNITO_CLIENT_ID": {"Fn::GetAtt": [client_id, "ClientId"]},
+                       "HUB_OPERATOR_COGNITO_DOMAIN": {
+                           "Fn::Sub": f"${{{domain_id}}}.auth.${{AWS::Region}}.amazoncognito.com"}}
+    assert fragment["Outputs"]["OperatorUserPoolId"]["Value"] == {"Ref": pool_id}  # for admin-create-user
+
+
+def test_app_names_the_operator_pool_of_the_fragment():
+    import app
+
+    pool_id, pool = _of_type(load_fragment(), "AWS::Cognito::UserPool")
+    assert f":userpool/{pool['UserPoolName']}/" in app.OPERATOR_POOL_ARN
+    routes = {path: {m: e.authorizer for m, e in methods.items()} for path, methods in app.app.routes.items()}
+    guarded = {path for path, methods in routes.items() if any(methods.values())}
+    assert guarded == {"/v1/ops/{resource}", "/v1/ops/{resource}/{ref}", "/v1/ops/{resource}/{ref}/{action}"}
+    assert all(a is app.OPERATORS for path in guarded for a in routes[path].values())
 
 
 # --- ensure_resources against a moto server ---------------------------------------------------------
@@ -287,6 +350,19 @@ def test_unknown_resource_type_is_refused(in_process_aws):
         ensure_resources(None, REGION, fragment=fragment)
 
 
+def test_the_operator_pool_is_not_created_locally(created):
+    env, log = created
+    assert log.calls and not [call for call in log.calls if call.startswith("cognito-idp.")]  # local mode: the token
+    assert not set(aws_environment(load_fragment())) & set(env)
+
+
+def test_hub_environment_cannot_refer_to_what_is_not_created_locally(in_process_aws):
+    fragment = load_fragment()
+    fragment["Metadata"]["HubEnvironment"]["HUB_OPERATOR_COGNITO_CLIENT_ID"] = {"Ref": "OperatorConsoleClient"}
+    with pytest.raises(KeyError, match="HubAwsEnvironment"):
+        ensure_resources(None, REGION, fragment=fragment)
+
+
 def test_local_name_must_match_a_literal_name(in_process_aws):
     fragment = load_fragment()
     fragment["Metadata"]["HubLocalNames"]["PartnersTable"] = "other-partners"
@@ -296,7 +372,11 @@ def test_local_name_must_match_a_literal_name(in_process_aws):
 
 # --- infra/template.py on a synthetic Chalice template (the real one: tests/test_package.py) --------
 
-def _sam(stream: str, queue: str) -> dict:
+STREAM = "arn:aws:dynamodb:cn-north-1:000000000000:table/hub-events/stream/from-template"
+POOL = "arn:aws:cognito-idp:cn-north-1:000000000000:userpool/hub-operators/from-template"
+
+
+def _sam(stream: str, queue: str, pool: str = POOL) -> dict:
     role = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}, "Policies": [
         {"PolicyName": "ChalicePolicy", "PolicyDocument": {"Statement": []}}]}}
     fn = lambda events: {"Type": "AWS::Serverless::Function", "Properties": {  # noqa: E731
@@ -306,6 +386,10 @@ def _sam(stream: str, queue: str) -> dict:
         "Routed": fn({"S": {"Type": "DynamoDB", "Properties": {"Stream": stream, "BatchSize": 100}}}),
         "Deliver": fn({"Q": {"Type": "SQS", "Properties": {
             "Queue": {"Fn::Sub": f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{queue}"}}}}),
+        "Api": {"Type": "AWS::Serverless::Api", "Properties": {"DefinitionBody": {"securityDefinitions": {
+            "Ops": {"in": "header", "type": "apiKey", "name": "Authorization",
+                    "x-amazon-apigateway-authtype": "cognito_user_pools",
+                    "x-amazon-apigateway-authorizer": {"type": "cognito_user_pools", "providerARNs": [pool]}}}}}},
     }}
 
 
@@ -313,9 +397,8 @@ def test_template_wiring():
     from infra.policy import POLICY_NAME, hub_policy_document
     from infra.template import build_template
 
-    placeholder = "arn:aws:dynamodb:cn-north-1:000000000000:table/hub-events/stream/from-template"
-    sam = _sam(placeholder, "hub-deliveries")
-    template = build_template(copy.deepcopy(sam), stream_placeholder=placeholder)
+    sam = _sam(STREAM, "hub-deliveries")
+    template = build_template(copy.deepcopy(sam), stream_placeholder=STREAM, operator_pool_placeholder=POOL)
     stream = template["Resources"]["Routed"]["Properties"]["Events"]["S"]["Properties"]
     assert stream["Stream"] == {"Fn::GetAtt": ["EventsTable", "StreamArn"]}
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -327,18 +410,35 @@ def test_template_wiring():
     variables = template["Resources"]["Deliver"]["Properties"]["Environment"]["Variables"]
     assert variables["X"] == "1" and variables["HUB_PARTNER_SOURCE"] == "aws"
     assert variables["HUB_DELIVERY_QUEUE_URL"] == {"Ref": "DeliveryQueue"}
-    assert set(load_fragment()["Resources"]) <= set(template["Resources"])
+    assert variables["HUB_OPERATOR_AUTH"] == "cognito"
+    assert variables["HUB_OPERATOR_COGNITO_CLIENT_ID"] == {"Fn::GetAtt": ["OperatorConsoleClient", "ClientId"]}
+    fragment = load_fragment()
+    assert set(fragment["Resources"]) <= set(template["Resources"])
+    assert template["Parameters"] == fragment["Parameters"]
+    assert template["Outputs"]["OperatorUserPoolId"] == fragment["Outputs"]["OperatorUserPoolId"]
+    authorizer = template["Resources"]["Api"]["Properties"]["DefinitionBody"]["securityDefinitions"]["Ops"]
+    assert authorizer["x-amazon-apigateway-authorizer"]["providerARNs"] == [{"Fn::GetAtt": ["OperatorUserPool", "Arn"]}]
 
 
 def test_template_refuses_unknown_sources():
     from infra.template import build_template
 
-    placeholder = "arn:aws:dynamodb:cn-north-1:000000000000:table/hub-events/stream/from-template"
+    placeholders = {"stream_placeholder": STREAM, "operator_pool_placeholder": POOL}
     with pytest.raises(ValueError, match="EVENTS_STREAM_ARN"):
-        build_template(_sam("arn:aws:dynamodb:cn-north-1:1:table/other/stream/x", "hub-deliveries"),
-                       stream_placeholder=placeholder)
+        build_template(_sam("arn:aws:dynamodb:cn-north-1:1:table/other/stream/x", "hub-deliveries"), **placeholders)
     with pytest.raises(KeyError, match="no-such-queue"):
-        build_template(_sam(placeholder, "no-such-queue"), stream_placeholder=placeholder)
+        build_template(_sam(STREAM, "no-such-queue"), **placeholders)
+    with pytest.raises(ValueError, match="OPERATOR_POOL_ARN"):
+        build_template(_sam(STREAM, "hub-deliveries", pool="arn:aws:cognito-idp:cn-north-1:1:userpool/cn-north-1_x"),
+                       **placeholders)
+    with pytest.raises(KeyError, match="no-such-pool"):
+        build_template(_sam(STREAM, "hub-deliveries", pool=POOL.replace("hub-operators", "no-such-pool")),
+                       stream_placeholder=STREAM, operator_pool_placeholder=POOL.replace("hub-operators", "no-such-pool"))
+    lambda_authorizer = _sam(STREAM, "hub-deliveries")
+    scheme = lambda_authorizer["Resources"]["Api"]["Properties"]["DefinitionBody"]["securityDefinitions"]["Ops"]
+    scheme["x-amazon-apigateway-authorizer"] = {"type": "token", "authorizerUri": "arn:…"}
+    with pytest.raises(ValueError, match="not handled"):
+        build_template(lambda_authorizer, **placeholders)
 
 
 # --- infra/package.py helpers (the full build: tests/test_package.py) --------------------------------
@@ -378,3 +478,16 @@ def test_staged_vendor_copies_and_cleans_up(tmp_path):
     assert zip_problems(good, expected) == []
     assert zip_problems(bad, expected) == ["missing adapters/__init__.py", "stale mappings/canonical.json",
                                            "unexpected mappings/removed.json"]
+
+
+def test_a_refused_operator_token_gets_the_hubs_error_body_from_api_gateway_too():
+    """The user pool authorizer answers before the hub: its 401 is the contract's error body."""
+    from chalicelib.errors import unauthenticated
+    from localmode.runner import UNAUTHENTICATED_BODY
+
+    resources = json.loads((Path(__file__).resolve().parent.parent / "infra" / "resources.json").read_text())
+    [response] = [r["Properties"] for r in resources["Resources"].values()
+                  if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
+    assert response["ResponseType"] == "UNAUTHORIZED" and response["StatusCode"] == "401"
+    assert json.loads(response["ResponseTemplates"]["application/json"]) == unauthenticated().body()
+    assert json.loads(UNAUTHENTICATED_BODY) == unauthenticated().body()  # and local mode's stand-in

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.fragment import environment, load_fragment
+from infra.fragment import aws_environment, environment, load_fragment
 from infra.package import STAGED_DIRS, expected_extra_files
 from infra.policy import POLICY_NAME, hub_policy_document
 
@@ -127,6 +127,62 @@ def test_every_function_environment(template):
             assert variables.get(key) == value, (logical_id, key)
 
 
+def test_the_user_pool_authorizer_guards_exactly_the_operator_routes(template):
+    import app
+
+    assert app.OPERATOR_POOL_ARN not in json.dumps(template)
+    [api] = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Api"]
+    body = api["Properties"]["DefinitionBody"]
+    [(name, scheme)] = body["securityDefinitions"].items()
+    assert (scheme["in"], scheme["name"], scheme["x-amazon-apigateway-authtype"]) == (
+        "header", "Authorization", "cognito_user_pools")
+    assert scheme["x-amazon-apigateway-authorizer"] == {
+        "type": "cognito_user_pools", "providerARNs": [{"Fn::GetAtt": ["OperatorUserPool", "Arn"]}]}
+    routes = {(path, method): operation.get("security") for path, methods in body["paths"].items()
+              for method, operation in methods.items()}
+    operator_routes = {route for route in routes if route[0].startswith("/v1/ops/")}
+    assert operator_routes == {("/v1/ops/{resource}", "get"), ("/v1/ops/{resource}/{ref}", "get"),
+                               ("/v1/ops/{resource}/{ref}", "post"), ("/v1/ops/{resource}/{ref}/{action}", "post")}
+    assert {route for route, security in routes.items() if security} == operator_routes
+    assert all(routes[route] == [{name: []}] for route in operator_routes)
+    assert ("/console", "get") in routes and ("/console/{name}", "get") in routes  # public: the page holds no data
+
+
+def test_functions_sign_operators_in_through_the_user_pool(template):
+    sign_in = aws_environment(load_fragment())
+    assert sign_in["HUB_OPERATOR_AUTH"] == "cognito"
+    for logical_id, function in _functions(template).items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert {key: variables.get(key) for key in sign_in} == sign_in, logical_id
+    client = template["Resources"]["OperatorConsoleClient"]["Properties"]
+    assert client["CallbackURLs"][0] == {"Ref": "OperatorConsoleUrl"} and "OperatorConsoleUrl" in template["Parameters"]
+    assert template["Outputs"]["OperatorUserPoolId"]["Value"] == {"Ref": "OperatorUserPool"}
+
+
+def test_no_resource_depends_on_itself(template):
+    """cfn-lint does not follow references through the API's swagger body, so a cycle such as app client
+    -> API URL -> API handler -> client id is checked here."""
+    from infra.fragment import references
+
+    resources = template["Resources"]
+    needs = {}
+    for logical_id, resource in resources.items():
+        depends = resource.get("DependsOn", [])
+        needs[logical_id] = {d for d in [*references(resource.get("Properties", {})),
+                                         *([depends] if isinstance(depends, str) else depends)] if d in resources}
+    done: set[str] = set()
+
+    def visit(logical_id: str, path: tuple[str, ...]) -> None:
+        assert logical_id not in path, "dependency cycle: " + " -> ".join(path + (logical_id,))
+        if logical_id not in done:
+            for dependency in sorted(needs[logical_id]):
+                visit(dependency, path + (logical_id,))
+            done.add(logical_id)
+
+    for logical_id in resources:
+        visit(logical_id, ())
+
+
 # --- the zip ----------------------------------------------------------------------------------------
 
 def test_zip_has_adapters_and_mappings(build, unzipped):
@@ -235,9 +291,8 @@ CATALOG_EVENT = {
 }
 
 
-def test_catalog_served_from_the_zip(unzipped):
-    if not (unzipped / "chalicelib" / "catalog.py").is_file():
-        pytest.xfail("chalicelib/catalog.py does not exist yet: GET /v1/catalog cannot answer")
+def _api_answer(unzipped, event: dict) -> dict:
+    """The API function's answer to an API Gateway event, run from the unzipped package alone."""
     result = _run_isolated(unzipped, """
         class Context:
             function_name = "hub-APIHandler"
@@ -251,14 +306,66 @@ def test_catalog_served_from_the_zip(unzipped):
                 return 60000
         import app
         result["response"] = app.app(%r, Context())
-    """ % (CATALOG_EVENT,))
+    """ % (event,))
     response = result.get("response")
     assert response is not None, f"{result.get('stderr')}\n{result.get('stdout')}"
+    return response
+
+
+def test_catalog_served_from_the_zip(unzipped):
+    if not (unzipped / "chalicelib" / "catalog.py").is_file():
+        pytest.xfail("chalicelib/catalog.py does not exist yet: GET /v1/catalog cannot answer")
+    response = _api_answer(unzipped, CATALOG_EVENT)
     assert response["statusCode"] == 200, response
     body = json.loads(response["body"])
     assert body["event_types"], body
     types = json.dumps(body["event_types"])
     assert re.search(r"[a-z_]+\.[a-z_]+", types), body
+
+
+def test_openapi_document_served_from_the_zip(unzipped):
+    """The one copy of the OpenAPI document (chalicelib/data/openapi.json) ships in the zip and is served."""
+    event = {**CATALOG_EVENT, "resource": "/v1/openapi.json", "path": "/v1/openapi.json",
+             "requestContext": {**CATALOG_EVENT["requestContext"], "resourcePath": "/v1/openapi.json",
+                                "path": "/api/v1/openapi.json"}}
+    result = _run_isolated(unzipped, """
+        class Context:
+            function_name = "hub-APIHandler"
+            function_version = "$LATEST"
+            invoked_function_arn = "arn:aws-cn:lambda:cn-north-1:123456789012:function:hub-APIHandler"
+            memory_limit_in_mb = 512
+            aws_request_id = "8f5f6b2c-0000-4000-8000-000000000003"
+            log_group_name = "/aws/lambda/hub-APIHandler"
+            log_stream_name = "2026/01/01/[$LATEST]0123456789abcdef"
+            def get_remaining_time_in_millis(self):
+                return 60000
+        import app
+        result["response"] = app.app(%r, Context())
+    """ % (event,))
+    response = result.get("response")
+    assert response is not None, f"{result.get('stderr')}\n{result.get('stdout')}"
+    assert response["statusCode"] == 200, response
+    shipped = unzipped / "chalicelib" / "data" / "openapi.json"
+    assert shipped.read_bytes() == (ROOT / "chalicelib" / "data" / "openapi.json").read_bytes()
+    assert json.loads(response["body"]) == json.loads(shipped.read_text(encoding="utf-8"))
+
+
+def test_console_served_from_the_zip(unzipped):
+    """The operators' console (chalicelib/console/) ships inside the zip and the API function serves it."""
+    pages = {}
+    for resource, path, params in (("/console", "/console", None),
+                                   ("/console/{name}", "/console/console.js", {"name": "console.js"})):
+        event = {**CATALOG_EVENT, "resource": resource, "path": path, "pathParameters": params,
+                 "headers": {**CATALOG_EVENT["headers"], "Accept": "text/html"},
+                 "requestContext": {**CATALOG_EVENT["requestContext"], "resourcePath": resource, "path": "/api" + path}}
+        response = _api_answer(unzipped, event)
+        assert response["statusCode"] == 200, response
+        pages[path] = response
+    page = pages["/console"]
+    assert page["headers"]["Content-Type"].startswith("text/html")
+    assert 'src="console/console.js"' in page["body"] and "Content-Security-Policy" in page["headers"]
+    script = pages["/console/console.js"]
+    assert script["headers"]["Content-Type"].startswith("text/javascript") and "function lanesFigure" in script["body"]
 
 
 def test_queue_outlasts_the_delivery_function(template):

@@ -409,3 +409,64 @@ def test_the_capture_would_see_a_leak(hub, partners, captured):
     logger.debug("probe", extra={"who": NAME})
     with pytest.raises(pytest.fail.Exception):
         captured.assert_clean()
+
+
+# ------------------------------------------------------------------------------------------------
+# every flow
+
+
+def _people(value, found: set[str]) -> set[str]:
+    """The personal values in an example: ID numbers, phones and the names of people (a record with an
+    ID, a phone or an officer's badge is a person; a bank's or court's name is not personal data)."""
+    if isinstance(value, dict):
+        person = any(k in value for k in ("id_number", "id_type", "phone", "badge_number", "id_number_masked"))
+        for key, item in value.items():
+            if key in ("id_number", "phone") and isinstance(item, str):
+                found.add(item)
+            elif key == "name" and person and isinstance(item, str):
+                found.add(item)
+            else:
+                _people(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _people(item, found)
+    return found
+
+
+def test_every_flow_of_the_catalog_logs_no_personal_data(captured, aws_env, tmp_path, monkeypatch):
+    """Every inbound example of the catalog, in the order of a case's life (transfer, payment, banks,
+    notary, court, inquiry, relay, utilities…), sent, routed and answered: the people in them (names,
+    ID numbers, phones) appear in no log line and no answer body."""
+    from chalice.test import Client
+
+    import app
+    from chalicelib.settings import reset_settings
+    from tests.test_catalog_examples import INBOUND_CASES, LIFECYCLE, Sender, partners_for
+
+    with Client(app.app) as client:
+        catalog = json.loads(client.http.get("/v1/catalog").body)
+        doc = partners_for(catalog)
+        path = tmp_path / "catalog-partners.json"
+        path.write_text(json.dumps(doc))
+        monkeypatch.setenv("HUB_PARTNER_SOURCE", "file")
+        monkeypatch.setenv("HUB_PARTNERS", str(path))
+        reset_settings()
+        personal = set()
+        for entry in catalog["event_types"]:
+            _people(entry["example"], personal)
+        personal = {value for value in personal if len(value) >= 2}
+        assert len(personal) > 20  # the examples really carry people
+        sender = Sender(client, catalog, doc)
+        kinds = dict(INBOUND_CASES)
+        accepted = 0
+        for event_type in LIFECYCLE:
+            status, answer, _partner = sender.send(event_type, kinds[event_type])
+            captured.bodies.append((event_type, status, answer))
+            accepted += status == 202
+        assert accepted >= len(LIFECYCLE) - 3  # nearly every fact was accepted and went through its flow
+    text = captured.log_text()
+    leaks = sorted(value for value in personal if value in text)
+    assert not leaks, [line[:300] for line in text.splitlines() if any(v in line for v in leaks)][:5]
+    for label, status, body in captured.bodies:
+        dumped = json.dumps(body, ensure_ascii=False)
+        assert not [v for v in personal if v in dumped], f"{label}: {status} body carries personal data"

@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib import cases, routing
+from chalicelib import cases, restrictions, routing
 from chalicelib.cases import UNCHANGED, Case
 from chalicelib.errors import HubError
 from chalicelib.flows import checks, handles, sweeps, views
@@ -120,10 +120,14 @@ def _bill_plan(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _case_for(partner: Any, data: dict[str, Any]) -> Case | None:
+    """The case a partner's fact names, if the partner takes part in it: for another city's tax bureau
+    or fiscal system it is None, as for a case that does not exist (the door's 422 tells nothing more)."""
     unit_code = data.get("unit_code")
     if unit_code:
-        return cases.load(data["case_id"], unit_code)
-    found = cases.find(data["case_id"], city=partner.city)
+        found = [c for c in [cases.load(data["case_id"], unit_code)] if c]
+    else:
+        found = cases.find(data["case_id"], city=partner.city)
+    found = [c for c in found if partner is not None and partner.id in c.doc.get("participants", [])]
     return found[0] if len(found) == 1 else None
 
 
@@ -171,11 +175,14 @@ def _check_assessed(partner: Any, data: dict[str, Any]) -> str:
 
 @checks("payment.succeeded", "payment.failed", "payment.refunded")
 def _check_known_order(partner: Any, data: dict[str, Any]) -> str:
+    # Only a platform the order was sent to (a participant of its case) may answer for it; another
+    # platform gets the answer of an order that does not exist.
     ref = cases.case_of_ref("order", data["order_id"])
-    if ref is None:
+    case = cases.load(*ref) if ref else None
+    if case is None or partner.id not in case.doc.get("participants", []):
         raise HubError(422, "unknown_order", "No order with this id.",
                        [{"field": "data.order_id", "code": "unknown_order", "message": "no such order"}])
-    return f"{ref[0]}#{ref[1]}"
+    return case.key_text
 
 
 # ---------------------------------------------------------------- handlers
@@ -192,6 +199,8 @@ def on_application_submitted(stored: Any) -> None:
         "registry_partner_id": stored.partner_id, "service": data["service"], "property_use": data["property_use"],
         "payer_mode": data["payer_mode"], "parties": data["parties"],
         "utilities_consented": data.get("utilities_consented", []), "land_revenue_fen": data.get("land_revenue_fen"),
+        # What the consented utilities get after booking (flows/utility.py).
+        "location": data.get("location"), "utility_accounts": data.get("utility_accounts", []),
         "fee": {"schedule_version": quote.schedule_version, "total_fen": quote.total_fen, "lines": list(quote.lines)},
         "submitted_event": stored.event_id, "submitted_at": stored.received_at,
         "participants": sorted({stored.partner_id, *(p.id for p in _targets("tax", city)),
@@ -216,8 +225,24 @@ def on_application_submitted(stored: Any) -> None:
 
 
 def _flag_restrictions(case: Case) -> None:
-    """Hook for the restriction index of the courts work: a seized unit is flagged to its registry at once."""
-    return None
+    """The case watches its unit on the restriction index (chalicelib/restrictions.py): a seizure recorded
+    on it, now or later, is flagged to the registry at once (restriction.flagged), and while one binds
+    the case is not sent case.ready_to_book (`_maybe_ready`)."""
+    restrictions.watch(case.unit_code, case.key_text, "transfer", case.doc["registry_partner_id"],
+                       case.doc["submitted_event"], case_id=case.case_id)
+
+
+@restrictions.on_lift("transfer")
+def _restriction_lifted(case_key: str, source_event_id: str) -> None:
+    """A seizure on the unit was released or expired: the case may be ready to book now."""
+    case_id, _, unit_code = case_key.partition("#")
+    case = cases.load(case_id, unit_code)
+    if case is not None and case.doc.get("flow") == "transfer":
+        _maybe_ready(case, source_event_id)
+
+
+def _unwatch(case: Case) -> None:
+    restrictions.unwatch(case.unit_code, case.key_text)
 
 
 @handles("tax.assessed")
@@ -504,6 +529,9 @@ def _maybe_ready(case: Case, source_event_id: str) -> None:
         return
     if not _all_paid(doc) or (_tax_due(doc) and not doc.get("clearance")):
         return
+    index = restrictions.load(case.unit_code)
+    if not doc.get("ready_event") and index is not None and index.blocked():
+        return  # a binding seizure holds the case: its release or expiry runs this again (_restriction_lifted)
 
     def record(c: Case) -> Any:
         if c.doc.get("ready_event"):
@@ -527,7 +555,7 @@ def _maybe_ready(case: Case, source_event_id: str) -> None:
         "payments": payments_, "total_paid_fen": sum(p["total_fen"] for p in payments_),
         "nontax_receipts": [{"bill_no": r["bill_no"], "receipt_number": r["receipt_number"]}
                             for r in case.doc["receipts"].values()],
-        "restriction_flags": case.doc.get("restriction_flags", []), "ready_at": _now_iso(),
+        "restriction_flags": index.flags()[:20] if index else [], "ready_at": _now_iso(),
     }, [p for p in [get_directory().get(case.doc["registry_partner_id"])] if p], case)
 
 
@@ -548,6 +576,7 @@ def on_registration_booked(stored: Any) -> None:
     case, _ = cases.update(case.case_id, case.unit_code, record)
     for stage in ("booking", "registration"):
         _stop(case, stage, stored.received_at)
+    _unwatch(case)
     if case.doc["booking"]["event_id"] != stored.event_id:
         return
     if not case.doc.get("ready_event") or (_tax_due(case.doc) and not case.doc.get("clearance")):
@@ -600,6 +629,7 @@ def on_application_rejected(stored: Any) -> None:
     case, _ = cases.update(case.case_id, case.unit_code, record)
     for stage in ("registration", "tax_assessment", "booking"):
         _stop(case, stage, stored.received_at)
+    _unwatch(case)
     for role in ROLES:
         _stop(case, "nontax_bill", stored.received_at, instance=role)
 
@@ -637,6 +667,8 @@ def sweep_risks(now: float | None = None) -> int:
 @views("transfer")
 def view(case: Case) -> dict[str, Any]:
     """What a party may see: stages, amounts, ids and the timeline. No names, ID numbers or phones."""
+    from chalicelib.flows import utility
+
     doc = case.doc
     orders = [{"order_id": oid, "payer_role": st["order"]["payer_role"], "total_fen": st["order"]["total_fen"],
                "state": st["state"], "paid_fen": sum(st["paid"].values()),
@@ -654,6 +686,7 @@ def view(case: Case) -> dict[str, Any]:
         "clearance": doc.get("clearance"),
         "booking": doc.get("booking"),
         "receipts": sorted(doc["receipts"].values(), key=lambda r: r["bill_no"]),
+        "utilities": utility.utilities_view(doc),
         "holds": cases.items(case.case_id, case.unit_code, "hold"),
         "risks": cases.items(case.case_id, case.unit_code, "risk"),
         "timeline": cases.timeline(case.case_id, case.unit_code),

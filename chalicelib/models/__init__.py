@@ -183,6 +183,8 @@ _OUT: list[tuple[str, tuple[str, ...], str, str]] = [
      "Where a relay stands after each answer of the other city's registry."),
     ("assist.session_opened", ("city_office",), "relay_events:AssistSessionOpenedOut",
      "The link of the guided online session the other city's registry opened."),
+    ("restriction.flagged", ("registry",), "court_events:RestrictionFlagged",
+     "A seizure is recorded on a unit with an open application (or the flag is lifted): look before booking."),
     ("case.overdue", PARTNER_KINDS, "registry_events:CaseOverdue",
      "A stage passed its time limit (效能监管); sent to the partner responsible for the late stage."),
 ]

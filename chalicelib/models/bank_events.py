@@ -11,13 +11,20 @@
   A package is one case that waits for every bank's consent: each bank involved sends its own
   `mortgage.requested` with the same `package.package_id` and its `sender_role`; the hub files the
   application with the registry once the old and the new mortgagee have both sent theirs (one bank
-  in the role `both` when it is old and new mortgagee at once).
+  in the role `both` when it is old and new mortgagee at once) and their package terms agree.
+  Each bank's request carries its own borrower's signed consent (`package.consents`, a verified
+  document): the new mortgagee the buyer's (party_role obligee), the old mortgagee the seller's
+  (obligor), a bank in the role `both` both. The door refuses a request without them
+  (`consent_missing`); see chalicelib/flows/package.py.
+
+`case_id` in what the hub sends back (mortgage.registered, registration.result) is the hub's case id,
+the one a bank reads at GET /v1/cases/{case_id}; the registry's own case number is `registry_case_id`.
 """
 from __future__ import annotations
 
-from chalicelib.models.common import (Annotated, CaseId, CertificateRef, Fen, Field, HubModel,
-                                      Institution, Literal, MortgageTerms, Number, Optional, Party, Ref, Scan,
-                                      StrictInt, Timestamp, UnitCode, model_validator, rule_error)
+from chalicelib.models.common import (Annotated, CaseId, CertificateRef, DocumentRef, Fen, Field, HubModel,
+                                      Institution, Literal, MortgageTerms, Number, Optional, Party, Ref, Role, Scan,
+                                      StrictInt, Timestamp, UnitCode, check_unique, model_validator, rule_error)
 
 
 class OldMortgage(HubModel):
@@ -58,6 +65,14 @@ class TransferPart(HubModel):
         return self
 
 
+class Consent(HubModel):
+    """A borrower's signed consent to the package (买方/卖方同意书), uploaded as a document first."""
+
+    party_role: Role = Field(description="obligee: the buyer (new mortgagor); obligor: the seller (old mortgagor)")
+    document: DocumentRef
+    signed_at: Timestamp
+
+
 class MortgagePackage(HubModel):
     """A 带押过户 package (one case, several registrations, every bank's consent)."""
 
@@ -68,9 +83,14 @@ class MortgagePackage(HubModel):
     old_mortgage: OldMortgage
     new_mortgage: NewMortgage
     escrow: Optional[Escrow] = None
+    consents: Annotated[list[Consent], Field(
+        default_factory=list, max_length=2,
+        description="the sending bank's borrower's consent: new_mortgagee → obligee, old_mortgagee → obligor, "
+                    "both → both (required at the door)")]
 
     @model_validator(mode="after")
     def _rules(self) -> "MortgagePackage":
+        check_unique((c.party_role for c in self.consents), "consents", "duplicate_value")
         same_bank = self.old_mortgage.mortgagee.uscc == self.new_mortgage.mortgagee.uscc
         if self.mode == "staged" and self.escrow is None:
             raise rule_error("escrow_required", "a staged package names its escrow", "escrow")
@@ -136,7 +156,8 @@ class MortgageRegistered(HubModel):
     """hub → bank: the mortgage registration was booked; the proof (不动产登记证明) and its e-certificate."""
 
     request_id: Ref = Field(description="the bank's mortgage.requested request_id")
-    case_id: CaseId
+    case_id: CaseId = Field(description="the hub's case id (GET /v1/cases/{case_id})")
+    registry_case_id: Optional[CaseId] = Field(None, description="the registry's case number of the booking")
     unit_code: UnitCode
     kind: Literal["first", "change", "transfer", "release", "transfer_with_mortgage"]
     package_id: Optional[Ref] = None
@@ -157,10 +178,12 @@ class PreregistrationShared(HubModel):
     kind: Literal["presale_purchase", "other_purchase", "presale_mortgage", "other_mortgage"]
     proof: CertificateRef
     obligees: Annotated[list[Party], Field(min_length=1, max_length=50)]
-    mortgagee: Optional[Institution] = Field(None, description="the buyer's bank, for a mortgage pre-registration")
+    mortgagee: Optional[Institution] = Field(None, description="the buyer's bank: the mortgagee of a mortgage "
+                                             "pre-registration, the lender the buyer applies to for a purchase one")
     secured_amount_fen: Optional[Fen] = None
     contract_number: Optional[Number] = None
+    price_fen: Optional[Fen] = Field(None, description="the contract's total price (Taizhou: the proof records it)")
     booked_at: Timestamp
 
 
-__all__ = ["MortgageRequested", "MortgageRegistered", "PreregistrationShared", "MortgagePackage"]
+__all__ = ["MortgageRequested", "MortgageRegistered", "PreregistrationShared", "MortgagePackage", "Consent"]

@@ -34,7 +34,7 @@ __all__ = [
     "Role", "IdType", "Service", "RelayService", "PropertyUse", "PayerMode", "UtilityType", "PartnerKind",
     "CertificateKind", "RegistrationStep", "MortgageType", "PARTNER_KINDS", "UTILITY_TYPES", "MAX_FEN",
     "Person", "Party", "Payer", "Institution", "DocumentRef", "Scan", "Reason", "CertificateRef",
-    "MortgageTerms", "Courier", "rule_error", "check_total", "check_unique", "check_id_number",
+    "MortgageTerms", "Courier", "rule_error", "check_total", "check_unique", "check_id_number", "mask_id_number",
     "UnitCode", "ResidentId", "Uscc", "CityCode", "StrictBool", "StrictInt", "Optional", "Literal",
     "Annotated", "Field", "field_validator", "model_validator",
 ]
@@ -141,6 +141,25 @@ def check_id_number(id_type: str | None, value: str) -> str:
 
 
 IdNumber = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+_MASK_KEEPS = re.compile(r"[0-9A-Z]*")
+
+
+def mask_id_number(value: str) -> str:
+    """An ID number as a partner that must recognise, not know, the person sees it (a `MaskedId`).
+
+    18-character numbers (resident IDs, USCCs) keep their first six (the issuing area) and last four
+    characters: 11010519491231002X -> 110105********002X. Shorter numbers (passports, others) keep at
+    most their last two, and only when at least six are hidden. Characters outside 0-9/A-Z are never shown.
+    """
+    text = value.strip().upper()
+    head, tail = (6, 4) if len(text) >= 15 else (0, 2 if len(text) >= 8 else 0)
+    shown_head, shown_tail = text[:head], text[len(text) - tail:] if tail else ""
+    if not (_MASK_KEEPS.fullmatch(shown_head) and _MASK_KEEPS.fullmatch(shown_tail)):
+        shown_head = shown_tail = ""
+    stars = min(14, max(4, len(text) - len(shown_head) - len(shown_tail)))
+    return f"{shown_head}{'*' * stars}{shown_tail}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,11 +5,11 @@ Seizure vocabulary (domain_cn.md §5.1, CFLX): 查封 seize, 轮候查封 waitin
 """
 from __future__ import annotations
 
-from chalicelib.models.common import (Annotated, CityCode, Code, Day, Decimal2, DocumentRef, Fen, Field, HubModel,
-                                      IdType, Literal, Name, Number, Optional, Person, PropertyUse, Ref,
-                                      Share, StrictInt, Text, Timestamp, UnitCode, Uscc, check_id_number, field_validator,
-                                      model_validator, rule_error)
-from chalicelib.models.registry_events import RestrictionType, SeizureKind
+from chalicelib.models.common import (Annotated, CaseId, CityCode, Code, Day, Decimal2, DocumentRef, Fen, Field,
+                                      HubModel, IdType, Literal, Name, Number, Optional, Person, PropertyUse, Ref,
+                                      Share, StrictBool, StrictInt, Text, Timestamp, UnitCode, Url, Uscc,
+                                      check_id_number, field_validator, model_validator, rule_error)
+from chalicelib.models.registry_events import RestrictionFlag, RestrictionType, SeizureKind
 
 
 class Court(HubModel):
@@ -60,10 +60,25 @@ class SeizureOrdered(HubModel):
         return self
 
 
+class DocumentLink(HubModel):
+    """A short-lived download link the hub made for a verified document an event refers to."""
+
+    document_id: Ref
+    download_url: Url
+    url_expires_at: Timestamp
+
+
 class SeizureForwarded(SeizureOrdered):
-    """hub → registry of the unit's city: a court's order, with who sent it and when it arrived."""
+    """hub → registry of the unit's city: a court's order, with who sent it and when it arrived.
+
+    `waiting_list_expected`: the hub's restriction index holds another seizure of the unit, so this
+    seize order is expected to queue behind it (轮候). `document_links`: the ruling and the assistance
+    notice, verified uploads of the court, each with a short-lived download link.
+    """
 
     court_partner_id: Ref
+    waiting_list_expected: Optional[StrictBool] = None
+    document_links: Annotated[list[DocumentLink], Field(default_factory=list, max_length=5)]
     received_at: Timestamp
 
 
@@ -79,6 +94,7 @@ class SeizureReceipt(HubModel):
     recorded_at: Optional[Timestamp] = None
     valid_until: Optional[Day] = None
     reason: Optional[Text] = Field(None, description="why it was refused")
+    case_id: Optional[CaseId] = Field(None, description="the hub's number of this seizure: GET /v1/cases/{case_id}")
     receipt_at: Timestamp
 
     @model_validator(mode="after")
@@ -126,6 +142,8 @@ class InquiryForwarded(InquiryRequested):
     requester_partner_id: Ref
     requester_name: Optional[Name] = None
     requester_uscc: Optional[Uscc] = None
+    document_links: Annotated[list[DocumentLink], Field(
+        default_factory=list, max_length=1, description="the legal basis document, with a short-lived download link")]
     received_at: Timestamp
 
 
@@ -187,7 +205,47 @@ class InquiryAnsweredOut(InquiryAnswered):
     """hub → court or bank: the registry's answer, with the city whose registry answered."""
 
     city: CityCode
+    document_links: Annotated[list[DocumentLink], Field(
+        default_factory=list, max_length=1, description="the registry's result document, with a short-lived link")]
+
+
+class SeizureFlag(RestrictionFlag):
+    """A seizure on the hub's restriction index, as a registry is told of it."""
+
+    seizure_kind: Optional[SeizureKind] = None
+    rank: Optional[Annotated[StrictInt, Field(ge=1, le=999)]] = Field(None, description="轮候 position")
+    binding: StrictBool = Field(description="recorded as 查封/预查封 (binding); false for a waiting-list seizure")
+    valid_until: Optional[Day] = None
+
+
+class RestrictionFlagged(HubModel):
+    """hub → registry: a seizure is recorded on a unit with an open application (raised), or the flag is
+    lifted (released, expired): look before booking.
+
+    The application is the registry's own case (`case_id`, one window) or one the hub filed for a bank or
+    notary (`request_id`). `blocked` says whether a binding seizure is still on the unit after this
+    change; `active_flags` lists every seizure still recorded on it. No personal data.
+    """
+
+    change: Literal["raised", "lifted"]
+    unit_code: UnitCode
+    case_id: Optional[CaseId] = None
+    request_id: Optional[Ref] = None
+    restriction: SeizureFlag
+    lift_reason: Optional[Literal["released", "expired"]] = None
+    blocked: StrictBool
+    active_flags: Annotated[list[RestrictionFlag], Field(default_factory=list, max_length=20)]
+    flagged_at: Timestamp
+
+    @model_validator(mode="after")
+    def _rules(self) -> "RestrictionFlagged":
+        if self.case_id is None and self.request_id is None:
+            raise rule_error("reference_required", "case_id or request_id is required", "case_id")
+        if (self.change == "lifted") != (self.lift_reason is not None):
+            raise rule_error("lift_reason", "a lifted flag gives its lift_reason, a raised one none", "lift_reason")
+        return self
 
 
 __all__ = ["SeizureOrdered", "SeizureForwarded", "SeizureReceipt", "InquiryRequested", "InquiryForwarded",
-           "InquiryAnswered", "InquiryAnsweredOut", "Court", "Officer", "LegalBasis", "UnitRecord"]
+           "InquiryAnswered", "InquiryAnsweredOut", "Court", "Officer", "LegalBasis", "UnitRecord", "DocumentLink",
+           "SeizureFlag", "RestrictionFlagged"]

@@ -82,9 +82,8 @@ def _seizure() -> dict[str, Any]:
         "order_number": "(2025)京0105执1234号", "action": "seize", "seizure_kind": "seize", "court": _court(),
         "unit_code": BJ_UNIT,
         "subject": {"name": "张三", "id_type": "resident_id", "id_number": "11010519491231002X"},
-        "legal_document": _doc("doc_R8aT3vYc2n", "a31a2f89246be78ef0c40919d4b6c12852c5e6c391419df5e3f0a05494127a41"),
-        "assistance_notice": _doc("doc_R8aT3vYc2p", "a31a2f89246be78ef0c40919d4b6c12852c5e6c391419df5e3f0a05494127a41",
-                                  size=120_544),
+        "legal_document": _example_doc("doc_R8aT3vYc2n"),
+        "assistance_notice": _example_doc("doc_R8aT3vYc2p"),
         "valid_from": "2025-09-03", "valid_until": "2028-09-02", "amount_fen": 100_000_000,
         "officers": _officers(), "ordered_at": "2025-09-03T10:00:00+08:00",
     }
@@ -94,8 +93,7 @@ def _inquiry() -> dict[str, Any]:
     return {
         "inquiry_id": "INQ-CY-2025-0099", "unit_code": BJ_UNIT, "scope": ["ownership", "mortgage", "seizure"],
         "legal_basis": {"kind": "investigation_order", "number": "(2025)京0105执调字第88号",
-                        "document": _doc("doc_Q1w2E3r4T5", "a31a2f89246be78ef0c40919d4b6c12852c5e6c391419df5e3f0a05494127a41",
-                                         size=65_310)},
+                        "document": _example_doc("doc_Q1w2E3r4T5")},
         "officer": {"name": "刘某", "badge_number": "1101050001"},
         "requested_at": "2025-09-04T14:20:00+08:00",
     }
@@ -116,18 +114,33 @@ def _answer() -> dict[str, Any]:
     }
 
 
-# The bytes of the relay examples' documents (their hashes and sizes are in the examples), so that a
-# test can upload them and send the examples with valid references, as it does the settlement file.
+# The bytes of the examples' documents (relay scans, the notarial certificate, court papers; their hashes and sizes are
+# in the examples), so that a test can upload them and send the examples with valid references, as it
+# does the settlement file.
 RELAY_EXAMPLE_FILES: dict[str, bytes] = {
     "doc_C0ntr4ct01": ("%PDF-1.7\n% 存量房买卖合同 (example scan)\n" + "page of the sale contract\n" * 20 + "%%EOF\n").encode(),
     "doc_1dCard0001": ("%PDF-1.7\n% 身份证明 (example scan)\n" + "identity document page\n" * 10 + "%%EOF\n").encode(),
     "doc_V1d3o0Rec1": b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64,
+    "doc_N0t4ry0456": ("%PDF-1.7\n% 继承公证书 (example e-notarial certificate)\n" + "certificate page\n" * 12
+                       + "%%EOF\n").encode(),
+    # courts (flow 5): the ruling and assistance notice of a seizure, the investigation order of an inquiry
+    "doc_R8aT3vYc2n": ("%PDF-1.7\n% 执行裁定书 (example)\n" + "ruling: seize the unit\n" * 12 + "%%EOF\n").encode(),
+    "doc_R8aT3vYc2p": ("%PDF-1.7\n% 协助执行通知书 (example)\n" + "assistance notice\n" * 8 + "%%EOF\n").encode(),
+    "doc_Q1w2E3r4T5": ("%PDF-1.7\n% 调查令 (example)\n" + "investigation order\n" * 6 + "%%EOF\n").encode(),
+    # banks (flow 2): the buyer's signed consent to a 带押过户 package
+    "doc_C0nsent001": ("%PDF-1.7\n% 带押过户买方同意书 (example)\n" + "consent page, signed\n" * 6 + "%%EOF\n").encode(),
 }
 
 
 def _example_doc(document_id: str, media_type: str = "application/pdf") -> dict[str, Any]:
     data = RELAY_EXAMPLE_FILES[document_id]
     return _doc(document_id, hashlib.sha256(data).hexdigest(), media_type, len(data))
+
+
+def _link(document_id: str, expires_at: str) -> dict[str, Any]:
+    """A download link as the hub makes it for a verified document (flow 5 forwards)."""
+    return {"document_id": document_id, "url_expires_at": expires_at,
+            "download_url": f"https://hub-documents.example.com/{document_id}?X-Amz-Expires=86400&X-Amz-Signature=9f1c"}
 
 
 def _relay_base() -> dict[str, Any]:
@@ -196,7 +209,8 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
         "case_id": bj_case, "unit_code": BJ_UNIT, "service": "transfer", "property_use": "residential",
         "floor_area_m2": "89.50", "price_fen": 560_000_000, "contract_number": "BJ-HT-2025-0456",
         "parties": [_buyer(), _seller()], "payer_mode": "each_pays_own",
-        "utilities_consented": ["water", "electricity", "gas"], "extra_certificates": 0,
+        "utilities_consented": ["water", "electricity", "gas"], "location": "北京市朝阳区某街道1号院1号楼1单元101",
+        "extra_certificates": 0,
         "registration_fee_fen": 8_000, "small_business_exempt": False,
         "submitted_at": "2025-09-01T09:30:00+08:00",
     }
@@ -208,11 +222,14 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
                     {"role": "obligor", "name": "吴某", "id_type": "resident_id", "id_number": "11010519500101999X"}],
         "property_use": "residential",
         "notarization": {"certificate_number": "(2025)浙杭西证民字第456号", "matter": "inheritance",
-                         "document": _doc("doc_N0t4ry0456", "a10404d8340a08166e91f765dd3dc5781d2c89c53df00bc3d59a8a6eb1c7efa1")},
+                         "document": _example_doc("doc_N0t4ry0456")},
+        "documents": [{"kind": "notarial_certificate", "title": "继承公证书", "document": _example_doc("doc_N0t4ry0456"),
+                       "download_url": "https://hub-documents.example.com/doc_N0t4ry0456?X-Amz-Expires=86400&X-Amz-Signature=0a1b2c",
+                       "url_expires_at": "2025-09-03T11:00:00+08:00"}],
         "requested_at": "2025-09-02T11:00:00+08:00",
     }
-    ex["application.rejected", "inbound"] = {
-        "request_id": "APP-NOT-HZ-2025-0001", "unit_code": HZ_UNIT,
+    ex["application.rejected", "inbound"] = {  # the application the hub filed for the notarization below
+        "request_id": "NZ_hz-notary_NZ-HZ-2025-0456-1", "unit_code": HZ_UNIT,
         "reasons": [{"code": "missing_material", "message": "缺少继承人亲属关系证明"}],
         "resubmittable": True, "rejected_at": "2025-09-03T15:30:00+08:00",
     }
@@ -256,7 +273,7 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
         "parties": [{"role": "obligee", "name": "吴八", "id_type": "resident_id", "id_number": "330106199208080611",
                      "phone": "13300133000", "share": "100%"},
                     {"role": "obligor", "name": "吴某", "id_type": "resident_id", "id_number": "11010519500101999X"}],
-        "certificate": _doc("doc_N0t4ry0456", "a10404d8340a08166e91f765dd3dc5781d2c89c53df00bc3d59a8a6eb1c7efa1"),
+        "certificate": _example_doc("doc_N0t4ry0456"),
         "notarized_at": "2025-09-02T10:30:00+08:00",
     }
 
@@ -362,14 +379,16 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
                           "loan_contract_number": "CCB-JK-2025-0001"},
             },
             "escrow": {"escrow_reference": "ZJJG-SZ-2025-0001", "bank": dict(CCB_SZ), "amount_fen": 170_000_000},
+            "consents": [{"party_role": "obligee", "document": _example_doc("doc_C0nsent001"),
+                          "signed_at": "2025-09-01T14:30:00+08:00"}],
         },
         "documents": [{"kind": "mortgage_contract", "title": "抵押合同",
                        "document": _example_doc("doc_C0ntr4ct01")}],
         "requested_at": "2025-09-01T15:00:00+08:00",
     }
     ex["mortgage.registered", "outbound"] = {
-        "request_id": "CCB-SZ-20250901-0001", "case_id": "SZ2025-100045", "unit_code": SZ_UNIT,
-        "kind": "transfer_with_mortgage", "package_id": "PKG-SZ-2025-0001",
+        "request_id": "CCB-SZ-20250901-0001", "case_id": "PKG_PKG-SZ-2025-0001", "registry_case_id": "SZ2025-100045",
+        "unit_code": SZ_UNIT, "kind": "transfer_with_mortgage", "package_id": "PKG-SZ-2025-0001",
         "proof": {"kind": "registration_proof", "number": "粤(2025)深圳市不动产证明第0456789号",
                   "e_certificate_id": "ECERT-440300-2025-0456789",
                   "e_certificate": _doc("doc_Ecert45678", "e848caf1bb00ee22e35a150f0125f4f2f5a17902feda6748f8f4a2245e3e9168",
@@ -382,46 +401,63 @@ def build_examples() -> dict[tuple[str, str], dict[str, Any]]:
         "obligees": [{"role": "obligee", "name": "郑九", "id_type": "resident_id", "id_number": "440106197811204523",
                       "share": "100%"}],
         "mortgagee": dict(ICBC_GZ), "secured_amount_fen": 300_000_000, "contract_number": "GZ-YS-2025-0001",
-        "booked_at": "2025-09-05T09:00:00+08:00",
+        "price_fen": 450_000_000, "booked_at": "2025-09-05T09:00:00+08:00",
     }
 
     # ---- utility --------------------------------------------------------------------------
     utility_ref = {"case_id": bj_case, "unit_code": BJ_UNIT}
     ex["utility.transfer_requested", "outbound"] = {
-        "request_id": "UT-BJ2025-000123-water", **utility_ref, "utility": "water",
+        "request_id": "UT-110105-BJ2025-000123-water-1", **utility_ref, "utility": "water",
         "address": "北京市朝阳区某街道1号院1号楼1单元101", "account_number": "0101234567",
         "old_holder": {"name": "张三", "id_number_masked": "110105********002X"},
         "new_holder": {"name": "李四", "id_type": "resident_id", "id_number": "110108198805123373",
                        "phone": "13900139000"},
         "certificate_number": "京(2025)朝阳区不动产权第0012345号", "booked_at": "2025-09-02T16:45:00+08:00",
+        "attempt": 1,
     }
     ex["utility.transfer_completed", "inbound"] = {
-        "request_id": "UT-BJ2025-000123-water", **utility_ref, "utility": "water", "account_number": "0101234567",
+        "request_id": "UT-110105-BJ2025-000123-water-1", **utility_ref, "utility": "water",
+        "account_number": "0101234567",
         "completed_at": "2025-09-03T09:15:00+08:00",
     }
     ex["utility.transfer_failed", "inbound"] = {
-        "request_id": "UT-BJ2025-000123-electricity", **utility_ref, "utility": "electricity",
+        "request_id": "UT-110105-BJ2025-000123-electricity-1", **utility_ref, "utility": "electricity",
         "reason_code": "arrears", "reason": "原户主有欠费未结清", "retryable": True,
         "failed_at": "2025-09-03T09:20:00+08:00",
     }
 
     # ---- court ----------------------------------------------------------------------------
     ex["seizure.ordered", "inbound"] = _seizure()
-    ex["seizure.forwarded", "outbound"] = {**_seizure(), "court_partner_id": "bj-chaoyang-court",
-                                           "received_at": "2025-09-03T10:00:02+08:00"}
+    ex["seizure.forwarded", "outbound"] = {
+        **_seizure(), "court_partner_id": "bj-chaoyang-court", "waiting_list_expected": False,
+        "document_links": [_link("doc_R8aT3vYc2n", "2025-09-04T10:00:02+08:00"),
+                           _link("doc_R8aT3vYc2p", "2025-09-04T10:00:02+08:00")],
+        "received_at": "2025-09-03T10:00:02+08:00"}
     ex["seizure.receipt", "outbound"] = {
         "order_number": "(2025)京0105执1234号", "unit_code": BJ_UNIT, "action": "seize", "status": "recorded",
         "restriction_id": "CF-110105-2025-0007", "rank": 1, "recorded_at": "2025-09-03T15:00:00+08:00",
-        "valid_until": "2028-09-02", "receipt_at": "2025-09-03T15:00:05+08:00",
+        "valid_until": "2028-09-02", "case_id": "CF-3F2A9C41D07B65E8A1C4",
+        "receipt_at": "2025-09-03T15:00:05+08:00",
     }
     ex["inquiry.requested", "inbound"] = _inquiry()
     ex["inquiry.forwarded", "outbound"] = {**_inquiry(), "requester_kind": "court",
                                            "requester_partner_id": "bj-chaoyang-court",
                                            "requester_name": "北京市朝阳区人民法院",
                                            "requester_uscc": "111101050000000017",
+                                           "document_links": [_link("doc_Q1w2E3r4T5", "2025-09-05T14:20:01+08:00")],
                                            "received_at": "2025-09-04T14:20:01+08:00"}
     ex["inquiry.answered", "inbound"] = _answer()
     ex["inquiry.answered", "outbound"] = {**_answer(), "city": "110000"}
+    ex["restriction.flagged", "outbound"] = {
+        "change": "raised", "unit_code": BJ_UNIT, "case_id": bj_case,
+        "restriction": {"restriction_type": "seizure", "restriction_id": "CF-110105-2025-0007",
+                        "seizure_order_number": "(2025)京0105执1234号", "seizure_kind": "seize", "rank": 1,
+                        "binding": True, "valid_until": "2028-09-02"},
+        "blocked": True,
+        "active_flags": [{"restriction_type": "seizure", "restriction_id": "CF-110105-2025-0007",
+                          "seizure_order_number": "(2025)京0105执1234号"}],
+        "flagged_at": "2025-09-03T15:00:06+08:00",
+    }
 
     # ---- five cities ------------------------------------------------------------------------
     ex["relay.collected", "inbound"] = {

@@ -4,9 +4,9 @@ from __future__ import annotations
 from chalicelib.models.common import (Annotated, CaseId, CertificateRef, CityCode, Code, Day, Decimal2,
                                       DocumentRef, Fen, Field, HubModel, Institution, Literal, MortgageTerms, Name,
                                       Number, Optional, Party, PartnerKind, PayerMode, PropertyUse, Reason, Ref,
-                                      RegistrationStep, Scan, Service, SnakeCode, StrictBool, StrictInt,
-                                      Timestamp, UnitCode, UtilityType, check_total, check_unique, model_validator,
-                                      rule_error)
+                                      RegistrationStep, Scan, Service, SnakeCode, StrictBool, StrictInt, Text,
+                                      Timestamp, UnitCode, Url, Uscc, UtilityType, check_total, check_unique,
+                                      model_validator, rule_error)
 
 RestrictionType = Literal["seizure", "mortgage", "preregistration", "objection", "residence_right", "easement"]
 SeizureKind = Literal["seize", "waiting_list", "pre_seizure", "waiting_list_pre_seizure"]
@@ -18,8 +18,19 @@ def _roles_present(parties: list[Party], field: str = "parties") -> None:
         raise rule_error("parties_roles", "a transfer needs at least one obligee and one obligor", field)
 
 
+class UtilityAccount(HubModel):
+    """A utility account of the unit, as the applicants gave it at the window (水电气过户)."""
+
+    utility: UtilityType
+    account_number: Code
+
+
 class ApplicationSubmitted(HubModel):
-    """registry → hub: an application accepted at the one window (一窗受理); starts the parallel flow."""
+    """registry → hub: an application accepted at the one window (一窗受理); starts the parallel flow.
+
+    `location` (坐落) and `utility_accounts` are what the consented utilities get after booking
+    (utility.transfer_requested): an account is given only for a consented utility.
+    """
 
     case_id: CaseId
     unit_code: UnitCode
@@ -31,6 +42,8 @@ class ApplicationSubmitted(HubModel):
     parties: Annotated[list[Party], Field(min_length=1, max_length=50)]
     payer_mode: PayerMode
     utilities_consented: Annotated[list[UtilityType], Field(default_factory=list, max_length=6)]
+    location: Optional[Text] = Field(None, description="坐落, the unit's address as registered")
+    utility_accounts: Annotated[list[UtilityAccount], Field(default_factory=list, max_length=6)]
     land_revenue_fen: Optional[Fen] = Field(None, description="土地收益/出让金 for allocated land (non-tax)")
     extra_certificates: Annotated[StrictInt, Field(ge=0, le=100)] = 0
     registration_fee_fen: Optional[Fen] = Field(None, description="the fee as the registry states it, if it does")
@@ -42,6 +55,10 @@ class ApplicationSubmitted(HubModel):
     @model_validator(mode="after")
     def _rules(self) -> "ApplicationSubmitted":
         check_unique(self.utilities_consented, "utilities_consented", "duplicate_value")
+        check_unique((a.utility for a in self.utility_accounts), "utility_accounts", "duplicate_value")
+        if any(a.utility not in self.utilities_consented for a in self.utility_accounts):
+            raise rule_error("utility_not_consented", "an account is given only for a consented utility",
+                             "utility_accounts")
         if self.service == "transfer":
             _roles_present(self.parties)
         return self
@@ -65,6 +82,19 @@ class ApplicationPackage(HubModel):
     escrow_reference: Optional[Ref] = None
 
 
+class LinkedScan(Scan):
+    """A scan the hub hands to a registry, with a short-lived download link when the hub holds the bytes."""
+
+    download_url: Optional[Url] = None
+    url_expires_at: Optional[Timestamp] = None
+
+    @model_validator(mode="after")
+    def _link(self) -> "LinkedScan":
+        if (self.download_url is None) != (self.url_expires_at is None):
+            raise rule_error("link_incomplete", "download_url and url_expires_at go together", "url_expires_at")
+        return self
+
+
 class ApplicationRequested(HubModel):
     """hub → registry: an application filed on behalf of a notary or a bank (incl. 带押过户 packages).
 
@@ -84,7 +114,7 @@ class ApplicationRequested(HubModel):
     notarization: Optional[NotarizationRef] = None
     mortgages: Annotated[list[ApplicationMortgage], Field(default_factory=list, max_length=3)]
     package: Optional[ApplicationPackage] = None
-    documents: Annotated[list[Scan], Field(default_factory=list, max_length=100)]
+    documents: Annotated[list[LinkedScan], Field(default_factory=list, max_length=100)]
     requested_at: Timestamp
 
     @model_validator(mode="after")
@@ -123,7 +153,34 @@ class RegistrationBooked(HubModel):
     registrations: Annotated[list[RegistrationStep], Field(default_factory=list, max_length=5)]
     certificates: Annotated[list[CertificateRef], Field(min_length=1, max_length=50)]
     obligees: Annotated[list[Party], Field(default_factory=list, max_length=50)]
+    preregistration: Optional["PreregistrationFacts"] = Field(
+        None, description="service preregistration only (and required there): what the buyer's bank and tax get")
     booked_at: Timestamp
+
+    @model_validator(mode="after")
+    def _preregistration(self) -> "RegistrationBooked":
+        if self.service == "preregistration":
+            if self.preregistration is None:
+                raise rule_error("preregistration_required", "a pre-registration booking gives its facts",
+                                 "preregistration")
+            if not self.obligees:
+                raise rule_error("obligees_required", "a pre-registration booking names its obligees", "obligees")
+        elif self.preregistration is not None:
+            raise rule_error("preregistration_not_allowed", "only service preregistration carries these facts",
+                             "preregistration")
+        return self
+
+
+class PreregistrationFacts(HubModel):
+    """A booked pre-registration (预告登记): its kind and what the buyer's bank and tax need of it
+    (Taizhou: the proof, with contract number and price, is the basis of the loan approval)."""
+
+    kind: Literal["presale_purchase", "other_purchase", "presale_mortgage", "other_mortgage"]
+    buyer_bank: Optional[Institution] = Field(None, description="the mortgagee of a mortgage pre-registration, or "
+                                                                "the bank the buyer applies to for the loan")
+    secured_amount_fen: Optional[Fen] = None
+    contract_number: Optional[Number] = None
+    price_fen: Optional[Fen] = None
 
 
 class RestrictionRecorded(HubModel):
@@ -138,6 +195,8 @@ class RestrictionRecorded(HubModel):
     seizure_kind: Optional[SeizureKind] = None
     rank: Optional[Annotated[StrictInt, Field(ge=1, le=999)]] = Field(None, description="顺位 / 轮候 position")
     holder_name: Optional[Name] = Field(None, description="mortgagee, court or objector")
+    holder_uscc: Optional[Uscc] = Field(None, description="the holder's unified social credit code, when it is an "
+                                                          "institution (the mortgagee of a mortgage)")
     proof_number: Optional[Number] = Field(None, description="不动产登记证明号")
     valid_from: Optional[Day] = None
     valid_until: Optional[Day] = None

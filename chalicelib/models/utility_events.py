@@ -2,12 +2,15 @@
 
 The old holder is carried by name and masked ID only (the utility matches the account holder to the
 seller, GTMap practice); the new holder in full, because the utility opens the account in their name.
+No price, no tax, no other party: a utility learns only what moving the account needs. An answer
+names the request it answers (`request_id`); a retry after a failure is a new request (the next
+`attempt`, its own `request_id`).
 """
 from __future__ import annotations
 
 from chalicelib.models.common import (Annotated, CaseId, Code, Field, HubModel, IdType, MaskedId, Name, Number,
-                                      Optional, Phone, Ref, SnakeCode, StrictBool, Text, Timestamp, UnitCode,
-                                      UtilityType, check_id_number, field_validator)
+                                      Optional, Phone, Ref, SnakeCode, StrictBool, StrictInt, Text, Timestamp,
+                                      UnitCode, UtilityType, check_id_number, field_validator)
 
 
 class OldHolder(HubModel):
@@ -34,12 +37,13 @@ class UtilityTransferRequested(HubModel):
     case_id: CaseId
     utility: UtilityType
     unit_code: UnitCode
-    address: Text = Field(description="坐落, as registered")
+    address: Optional[Text] = Field(None, description="坐落, as registered, when the registry gave it")
     account_number: Optional[Code] = Field(None, description="the utility account, when the applicant gave it")
     old_holder: OldHolder
     new_holder: NewHolder
     certificate_number: Optional[Number] = Field(None, description="the new ownership certificate")
     booked_at: Timestamp
+    attempt: Annotated[StrictInt, Field(ge=1, le=99, description="1, then 2, 3… for an operator's retry")] = 1
 
 
 class UtilityTransferCompleted(HubModel):
