@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install chromium run test package lint bench openapi clean
+.PHONY: install chromium run test package lint bench openapi clean audit-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,8 @@ openapi: install
 
 clean:
 	rm -rf build vendor .pytest_cache
+
+## make audit-deps: pip-audit of the pinned requirements against PyPI's vulnerability data (strict:
+## a dependency it cannot audit fails too). CI runs it where that service answers (.ci/run).
+audit-deps: install
+	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.txt -r requirements-dev.txt
