@@ -29,10 +29,9 @@ STRIDE = int(os.environ.get("FAULTS_STRIDE", "1"))
 REPORT = Path(__file__).resolve().parent.parent / "build" / "reliability" / "faults.json"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """One moto with the hub's resources, the test partners and a receiver, for the runs of one test
-    (a fresh one per test: moto's queries slow down as its tables fill up)."""
+    """One moto with the hub's resources, the test partners and a receiver, for every run here."""
     from chalice.test import Client
     from moto import mock_aws
 
@@ -154,7 +153,7 @@ FLOWS = {"transfer": transfer_run, "relay": relay_run, "package": package_run}
 
 
 CHUNKS = 4  # the positions of one flow are split over this many tests (xdist spreads them)
-_CLEAN: dict[tuple[int, str], tuple[dict, int]] = {}
+_CLEAN: dict[str, tuple[dict, int]] = {}
 
 
 def _run(env: Env, name: str, fault: Fault | None) -> tuple[dict, World]:
@@ -171,8 +170,8 @@ def _run(env: Env, name: str, fault: Fault | None) -> tuple[dict, World]:
 
 
 def _clean(env: Env, name: str) -> tuple[dict, int]:
-    """The outcome and AWS call count of a run with no fault (after one warm-up run), in this env."""
-    if (id(env), name) not in _CLEAN:
+    """The outcome and AWS call count of a run with no fault (after one warm-up run)."""
+    if name not in _CLEAN:
         _run(env, name, None)
         outcome, world = _run(env, name, None)
         assert outcome["posted_not_stored"] == [] and outcome["delivered_not_received"] == []
@@ -180,8 +179,8 @@ def _clean(env: Env, name: str) -> tuple[dict, int]:
         assert world.kills == 0 and world.handler_errors == 0, (world.kills, world.handler_errors)
         assert all(state == "delivered" for _, _, state in outcome["deliveries"]), outcome["deliveries"]
         assert world.injector.run_calls > 20  # the flow really ran through AWS
-        _CLEAN[id(env), name] = outcome, world.injector.run_calls
-    return _CLEAN[id(env), name]
+        _CLEAN[name] = outcome, world.injector.run_calls
+    return _CLEAN[name]
 
 
 def _record(name: str, figures: dict) -> None:
