@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 DEFAULT_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
 
@@ -104,9 +105,27 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
+_forgetters: list[Callable[[], None]] = []
+
+
+def on_reset(forget: Callable[[], None]) -> Callable[[], None]:
+    """Register what a module caches from the AWS the settings name, to be forgotten with them
+    (a resource of the same name in a new account or a fresh moto holds other data)."""
+    _forgetters.append(forget)
+    return forget
+
+
+def forget_resources() -> None:
+    """Forget the settings and what was cached from the resources they name, keeping the clients
+    (the same endpoint, new resources: a test's fresh moto)."""
+    get_settings.cache_clear()
+    for forget in _forgetters:
+        forget()
+
+
 def reset_settings() -> None:
     """Forget cached settings and clients (tests and local mode change the environment)."""
-    get_settings.cache_clear()
+    forget_resources()
     from chalicelib import aws, partners
 
     aws.reset_clients()

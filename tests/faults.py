@@ -62,9 +62,10 @@ class Injector:
     run_calls: int = 0
     fired: str | None = None  # "<service>.<operation>" the fault hit
     trace: list[str] = field(default_factory=list)
-    _hooked: set[int] = field(default_factory=set)
+    _hooked: dict[int, Any] = field(default_factory=dict)
 
     def install(self, monkeypatch) -> None:
+        """Hook every client the hub asks for until `remove` (clients outlive a run: unhook them)."""
         from chalicelib import aws
 
         original = aws.client
@@ -73,10 +74,15 @@ class Injector:
             client = original(service)
             if id(client) not in self._hooked:
                 client.meta.events.register("before-call", self._before_call)
-                self._hooked.add(id(client))
+                self._hooked[id(client)] = client
             return client
 
         monkeypatch.setattr(aws, "client", hooked_client)
+
+    def remove(self) -> None:
+        for client in self._hooked.values():
+            client.meta.events.unregister("before-call", self._before_call)
+        self._hooked.clear()
 
     def _before_call(self, model: Any, **_: Any) -> None:
         self.calls += 1
@@ -97,21 +103,47 @@ class Injector:
 
 
 class Env:
-    """What outlives one run: the moto with the hub's resources, partners, a receiver, the app's test
-    client and where the stream was read up to. Runs share it and tell themselves apart by case ids."""
+    """What outlives one run: partners, a receiver and the app's test client. AWS only for a few runs:
+    moto's scans and queries grow with its tables, so runs sharing one moto slow down run after run
+    (a run's outcome is read by scanning the tables); every RUNS_PER_AWS runs it starts afresh
+    (`begin_run`). Runs sharing it tell themselves apart by case ids."""
 
-    def __init__(self, hub: Any, partners: dict, receiver: Any):
-        from chalicelib.settings import get_settings
+    RUNS_PER_AWS = 8  # a fresh moto with every resource costs about half a run
 
+    def __init__(self, hub: Any, partners: dict, receiver: Any, mock: Any, setenv: Callable[[str, str], None]):
         self.hub = hub
         self.partners = partners
         self.receiver = receiver
-        self.settings = get_settings()
+        self._mock = mock
+        self._setenv = setenv
         self.ddb = boto3.client("dynamodb")  # the world's own clients: never counted, never failed
         self.sqs = boto3.client("sqs")
+        self.s3 = boto3.client("s3")
         self.streams = boto3.client("dynamodbstreams")
+        self._runs = 0
+        self.fresh_aws()
+
+    def begin_run(self) -> None:
+        if self._runs >= self.RUNS_PER_AWS:
+            self.fresh_aws()
+        self._runs += 1
+
+    def fresh_aws(self) -> None:
+        """Empty AWS with every resource of infra/resources.json; settings and caches renewed (clients
+        are kept: moto serves any client in this process, and making one costs more than a run's step)."""
+        from chalicelib.settings import forget_resources, get_settings
+        from infra.local_resources import ensure_resources
+
+        self._mock.reset()
+        for key, value in ensure_resources(None, "cn-north-1").items():
+            self._setenv(key, value)
+        forget_resources()
+        self.settings = get_settings()
         self.stream_arn = self.ddb.describe_table(TableName=self.settings.events_table)["Table"]["LatestStreamArn"]
         self.positions: dict[str, str] = {}  # shard id → last sequence number handled
+        self._runs = 0
+        while not self.receiver.requests.empty():  # what an earlier run's deliveries left
+            self.receiver.requests.get_nowait()
 
 
 class World:
@@ -182,7 +214,7 @@ class World:
             assert response.status_code >= 500, response.body
         assert slot is not None, "no upload slot"
         bucket, key = documents.document_settings().bucket, documents.object_key(partner_id, slot["document_id"])
-        put = boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=content, ContentType=media_type)
+        put = self.env.s3.put_object(Bucket=bucket, Key=key, Body=content, ContentType=media_type)
         event = {"version": "0", "id": uuid.uuid4().hex, "detail-type": "Object Created", "source": "aws.s3",
                  "account": "123456789012", "time": now_iso(), "region": "cn-north-1", "resources": [],
                  "detail": {"bucket": {"name": bucket},

@@ -31,7 +31,7 @@ REPORT = Path(__file__).resolve().parent.parent / "build" / "reliability" / "fau
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """One moto with the hub's resources, the test partners and a receiver, for every run here."""
+    """The test partners, a receiver and the app; moto, started afresh every few runs (`Env.begin_run`)."""
     from chalice.test import Client
     from moto import mock_aws
 
@@ -47,11 +47,7 @@ def env(tmp_path_factory):
                            "HUB_PARTNER_SOURCE": "file"}.items():
             monkeypatch.setenv(key, value)
         try:
-            with mock_aws():
-                from infra.local_resources import ensure_resources
-
-                for key, value in ensure_resources(None, "cn-north-1").items():
-                    monkeypatch.setenv(key, value)
+            with mock_aws() as mock:
                 doc = partners_doc(f"http://127.0.0.1:{receiver.port}")
                 doc["partners"].append({"id": "sh-office", "kind": "city_office", "city": "310000",  # for relays
                                         "secrets": [new_secret()], "mapping": "canonical",
@@ -59,11 +55,10 @@ def env(tmp_path_factory):
                 path = tmp_path_factory.mktemp("faults") / "partners.json"
                 path.write_text(json.dumps(doc))
                 monkeypatch.setenv("HUB_PARTNERS", str(path))
-                reset_settings()
                 import app
 
                 with Client(app.app) as client:
-                    yield Env(client, doc, receiver)
+                    yield Env(client, doc, receiver, mock, monkeypatch.setenv)
         finally:
             reset_settings()
             receiver.close()
@@ -158,15 +153,19 @@ _CLEAN: dict[str, tuple[dict, int]] = {}
 
 def _run(env: Env, name: str, fault: Fault | None) -> tuple[dict, World]:
     run = FLOWS[name]
+    env.begin_run()
     with pytest.MonkeyPatch.context() as monkeypatch:
         injector = Injector(fault=fault)
         injector.install(monkeypatch)
         world = World(env, injector, uuid.uuid4().hex[:8])
-        keys = run(world)
-        world.settle()  # recovery: everything the fault left behind is picked up
-        injector.fault = None  # a fault that never fired must not fire while the outcome is read
-        injector.run_calls = injector.calls  # the flow's own calls (reading the outcome makes more)
-        return world.outcome(keys, case_stage), world
+        try:
+            keys = run(world)
+            world.settle()  # recovery: everything the fault left behind is picked up
+            injector.fault = None  # a fault that never fired must not fire while the outcome is read
+            injector.run_calls = injector.calls  # the flow's own calls (reading the outcome makes more)
+            return world.outcome(keys, case_stage), world
+        finally:
+            injector.remove()
 
 
 def _clean(env: Env, name: str) -> tuple[dict, int]:

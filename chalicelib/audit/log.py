@@ -32,7 +32,7 @@ from chalicelib import aws
 from chalicelib.audit import leaves, note, tiles, tree
 from chalicelib.audit.leaves import Leaf
 from chalicelib.observability import logger, metrics
-from chalicelib.settings import get_settings
+from chalicelib.settings import get_settings, on_reset
 
 PENDING_SHARDS = 8  # spreads pending writes over several index partitions
 MAX_BATCH = 4096  # leaves per batch: the intent item (~60 bytes a leaf) stays far below 400 KB
@@ -244,6 +244,12 @@ def _signed_head(size: int, root: bytes, at: float) -> Head:
 
 _stores: dict[str, tiles.TileStore] = {}
 _stores_lock = threading.Lock()
+
+
+@on_reset
+def _forget_stores() -> None:
+    with _stores_lock:
+        _stores.clear()
 
 
 def tile_store() -> tiles.TileStore:
