@@ -22,7 +22,7 @@ import random
 import time
 from typing import Any
 
-from bench.common import REPO, log, median, percentile, write_result
+from bench.common import REPO, log, median, percentile, publish_result
 
 NAME = "audit_proofs"
 BATCH = 4096
@@ -153,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     result = run(min(max(args.leaves, 2), 5_000_000), min(max(args.proofs, 10), 100_000), min(max(args.rounds, 1), 50))
-    path = write_result(NAME, result)
-    print("\n".join(summary(result)))
-    print(f"  → {path.relative_to(REPO)}")
-    return 0
+    return publish_result(NAME, result, summary)
 
 
 if __name__ == "__main__":

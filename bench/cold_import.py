@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from bench.common import REGION, REPO, median, write_result
+from bench.common import REGION, REPO, median, publish_result
 
 NAME = "cold_import"
 GOAL_RATIO = 1.15
@@ -138,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra-runs", type=int, default=5)
     args = parser.parse_args(argv)
     result = run(min(max(args.runs, 1), 100), min(max(args.extra_runs, 0), 50))
-    path = write_result(NAME, result)
-    print("\n".join(summary(result)))
-    print(f"  → {path.relative_to(REPO)}")
-    return 0
+    return publish_result(NAME, result, summary)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ result files. Loopback only; every wait is bounded.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import platform
@@ -19,10 +20,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -140,13 +142,17 @@ def aws_client(service: str, endpoint: str, key_id: str, max_pool: int = 16) -> 
 
 
 class Receiver:
-    """A partner endpoint on loopback: answers 204 to every POST and counts what it got."""
+    """A partner endpoint on loopback: answers 204 to every POST. Counts every POST (`count`, repeats
+    included) and the distinct webhook-ids; with `keep_bodies`, keeps every delivery in `got` (partner,
+    type, data, webhook-id, and whether that webhook-id had come before), which `find` searches."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, keep_bodies: bool = False) -> None:
+        self.lock = threading.Lock()
         self.count = 0
+        self.repeats = 0
         self.by_path: dict[str, int] = {}
         self.webhook_ids: set[str] = set()
+        self.got: list[dict[str, Any]] = []
         self.last_at = 0.0
         receiver = self
 
@@ -157,12 +163,23 @@ class Receiver:
                 pass
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver._lock:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                webhook_id = self.headers.get("webhook-id", "")
+                with receiver.lock:
                     receiver.count += 1
                     receiver.by_path[self.path] = receiver.by_path.get(self.path, 0) + 1
-                    receiver.webhook_ids.add(self.headers.get("webhook-id", ""))
+                    repeat = webhook_id in receiver.webhook_ids
+                    receiver.repeats += repeat
+                    receiver.webhook_ids.add(webhook_id)
                     receiver.last_at = time.monotonic()
+                    if keep_bodies:
+                        try:
+                            payload = json.loads(body)
+                            receiver.got.append({"partner": self.path.strip("/"), "type": payload.get("type"),
+                                                 "data": payload.get("data") or {}, "webhook_id": webhook_id,
+                                                 "repeat": repeat})
+                        except ValueError:
+                            pass
                 self.send_response(204)
                 self.end_headers()
 
@@ -171,6 +188,15 @@ class Receiver:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="receiver")
         self.thread.start()
+
+    def find(self, event_type: str | None = None, partner: str | None = None,
+             where: Callable[[dict[str, Any]], bool] | None = None, **match: Any) -> list[dict[str, Any]]:
+        """Kept deliveries, each once (repeats of a webhook-id left out), of `event_type` to `partner`
+        (None: any) whose data has the fields of `match` and satisfies `where`."""
+        with self.lock:
+            return [d for d in self.got if not d["repeat"] and event_type in (None, d["type"])
+                    and partner in (None, d["partner"]) and all(d["data"].get(k) == v for k, v in match.items())
+                    and (where is None or where(d["data"]))]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -261,6 +287,28 @@ class Signer:
                 "content-type": "application/json"}
 
 
+class Partners:
+    """Partners posting signed events to local mode, one request at a time: anything but 202 stops the
+    benchmark; answers are counted by status and events by type."""
+
+    def __init__(self, hub_url: str, doc: dict, partner_ids: tuple[str, ...]):
+        self.hub_url = hub_url
+        self.signers = {pid: Signer(secret_of(doc, pid)) for pid in partner_ids}
+        self.statuses: Counter = Counter()
+        self.posted: Counter = Counter()
+
+    def post(self, partner_id: str, event_type: str, data: dict, msg_id: str | None = None) -> dict[str, Any]:
+        """The hub's answer (its `event_id`)."""
+        body = event_body(event_type, data)
+        status, answer = http("POST", f"{self.hub_url}/v1/partners/{partner_id}/events", body,
+                              self.signers[partner_id].headers(body, msg_id), timeout=30)
+        self.statuses[status] += 1
+        self.posted[event_type] += 1
+        if status != 202:
+            raise RuntimeError(f"{event_type} from {partner_id}: HTTP {status} {answer[:400]!r}")
+        return json.loads(answer)
+
+
 # --------------------------------------------------------------------------------------------------
 # local mode, a subprocess
 
@@ -298,12 +346,42 @@ class LocalHub:
 
 
 class StackBase:
-    """What every benchmark stack (moto server, local mode, a partner receiver) shares: teardown."""
+    """A benchmark stack: moto server (own process, its request recorder armed if asked), a partner
+    endpoint in this process, local mode against both; torn down in reverse order whatever happens."""
 
     hub: Any = None
     receiver: Any = None
     moto: Any = None
     _tmp: Any = None
+    partners_source = ""
+
+    def _start(self, prefix: str, receiver: Receiver, partners: Callable[[str], tuple[dict, str]],
+               recorder: bool = False, extra_env: dict[str, str] | None = None) -> None:
+        """Start moto, take `receiver` as the partners' endpoint, write the partners file
+        `partners(endpoint_base)` returns (document, where it came from), start local mode."""
+        self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        self.workdir = Path(self._tmp.name)
+        self.recorder_file = self.workdir / "moto_recording.jsonl" if recorder else None
+        self.receiver = receiver
+        try:
+            self.moto = MotoServer(self.workdir, self.recorder_file)
+            self.doc, self.partners_source = partners(f"http://127.0.0.1:{self.receiver.port}")
+            partners_file = self.workdir / "partners.json"
+            partners_file.write_text(json.dumps(self.doc))
+            self.hub = LocalHub(self.workdir, self.moto.url, partners_file, extra_env)
+            log(f"moto {self.moto.url}, local mode {self.hub.url} (pid {self.hub.proc.pid}) "
+                f"ready in {self.hub.ready_s:.1f} s")
+        except BaseException:
+            self.close()
+            raise
+
+    @functools.cached_property
+    def ddb(self) -> Any:
+        """A DynamoDB client of this process (the observer's key id: left out of the counts)."""
+        return aws_client("dynamodb", self.moto.url, OBSERVER_KEY)
+
+    def secret(self, partner_id: str) -> str:
+        return secret_of(self.doc, partner_id)
 
     def hub_log_tail(self, chars: int = 3000) -> str:
         try:
@@ -328,28 +406,19 @@ class StackBase:
 
 
 class Stack(StackBase):
-    """moto server + receiver + local mode, torn down in reverse order whatever happens."""
+    """The partners of the tests (or a minimal set, see partners_doc), a receiver that only counts."""
 
     def __init__(self, recorder: bool = False, extra_env: dict[str, str] | None = None,
                  every_kind_in_guangzhou: bool = False):
-        self._tmp = tempfile.TemporaryDirectory(prefix="hub-bench-")
-        self.workdir = Path(self._tmp.name)
-        self.recorder_file = self.workdir / "moto_recording.jsonl" if recorder else None
-        self.moto = self.receiver = self.hub = None
-        try:
-            self.moto = MotoServer(self.workdir, self.recorder_file)
-            self.receiver = Receiver()
-            self.doc, self.partners_source = partners_doc(f"http://127.0.0.1:{self.receiver.port}",
-                                                          every_kind_in_guangzhou)
-            partners_file = self.workdir / "partners.json"
-            partners_file.write_text(json.dumps(self.doc))
-            started = time.monotonic()
-            self.hub = LocalHub(self.workdir, self.moto.url, partners_file, extra_env)
-            log(f"moto {self.moto.url}, local mode {self.hub.url} ready in {time.monotonic() - started:.1f} s")
-        except BaseException:
-            self.close()
-            raise
+        self._start("hub-bench-", Receiver(), lambda base: partners_doc(base, every_kind_in_guangzhou), recorder,
+                    extra_env)
 
+
+def tests_partners(endpoint_base: str) -> tuple[dict, str]:
+    """The partners of tests/support.py, no fallback (for flows whose partners the minimal set lacks)."""
+    from tests.support import partners_doc as tests_partners_doc
+
+    return tests_partners_doc(endpoint_base), "tests/support.py partners_doc"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,6 +446,36 @@ def split_recorder_line(line: str) -> tuple[list[dict[str, Any]], int, int]:
             return found, max(len(found) - 1, 0), 1
         found.append(obj)
     return found, max(len(found) - 1, 0), 0
+
+
+Span = tuple[int, int, float]  # recorded entries [first, last) of a phase, and its seconds
+
+
+def counted_phases(moto: MotoServer, recording: Any, run_phase: Callable[[str], Any], phases: tuple[str, ...]
+                   ) -> tuple[dict[str, Span], dict[str, Any]]:
+    """Run each phase with moto's recorder on, one after another: which recorded requests (positions in
+    `recording.entries`; `recording` is write_count.Recording) fell in each phase, and how long it took.
+    Each phase must settle before it returns, so a request lands in the phase that caused it. Returns
+    (spans, what each phase returned)."""
+    moto.api("recorder/start-recording")
+    spans: dict[str, Span] = {}
+    returned: dict[str, Any] = {}
+    for phase in phases:
+        recording.poll()
+        first, t0 = len(recording.entries), time.monotonic()
+        returned[phase] = run_phase(phase)
+        recording.poll()
+        spans[phase] = (first, len(recording.entries), time.monotonic() - t0)
+    moto.api("recorder/stop-recording")
+    time.sleep(0.3)
+    recording.poll()
+    return spans, returned
+
+
+def hub_entries(recording: Any, span: Span) -> list[dict[str, Any]]:
+    """The recorded requests of a span, the observer's own look-ups left out."""
+    first, last, _ = span
+    return [r for r in recording.entries[first:last] if r["key_id"] != OBSERVER_KEY]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -433,3 +532,11 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
               "machine": machine(), "code": code_state(), **result}
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
     return path
+
+
+def publish_result(name: str, result: dict[str, Any], summary: Callable[[dict[str, Any]], list[str]]) -> int:
+    """Write bench/results/<name>.json, print the summary and where the JSON went; the exit status."""
+    path = write_result(name, result)
+    print("\n".join(summary(result)))
+    print(f"  → {path.relative_to(REPO)}")
+    return 0

@@ -21,15 +21,13 @@ import hashlib
 import json
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from bench.common import (OBSERVER_KEY, LocalHub, MotoServer, StackBase, aws_client, http, log, wait_until,
-                          write_result)
+from bench.common import Receiver, StackBase, http, log, publish_result, wait_until
 from tests.support import sign_request
 from tests.test_relay_flow import relay_partners
 
@@ -38,76 +36,9 @@ PARTNER = "sz-office"
 MB = 1024 * 1024
 
 
-class Sink:
-    """The partners' endpoint: answers 204 to every POST, keeps the bodies (relay_requests reads them)."""
-
-    def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.lock = threading.Lock()
-        self.got: list[dict[str, Any]] = []
-        self.count = 0
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with sink.lock:
-                    sink.count += 1
-                    try:
-                        payload = json.loads(body)
-                        sink.got.append({"partner": self.path.strip("/"), "type": payload.get("type"),
-                                         "data": payload.get("data") or {},
-                                         "webhook_id": self.headers.get("webhook-id", "")})
-                    except ValueError:
-                        pass
-                self.send_response(204)
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True, name="sink").start()
-
-    def find(self, ref: str, event_type: str, partner: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [d for d in self.got if d["data"].get("relay_id") == ref and d["type"] == event_type
-                    and d["partner"] == partner]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class RelayStack(StackBase):
-    """moto (own process, optionally recording) + sink + local mode with the relay partners."""
-
-    def __init__(self, recorder: bool = False) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="hub-bench-docs-")
-        self.workdir = Path(self._tmp.name)
-        self.recorder_file = self.workdir / "moto_recording.jsonl" if recorder else None
-        self.moto = self.receiver = self.hub = None
-        try:
-            self.moto = MotoServer(self.workdir, self.recorder_file)
-            self.receiver = Sink()
-            self.doc = relay_partners(f"http://127.0.0.1:{self.receiver.port}")
-            partners_file = self.workdir / "partners.json"
-            partners_file.write_text(json.dumps(self.doc))
-            self.hub = LocalHub(self.workdir, self.moto.url, partners_file)
-            log(f"moto {self.moto.url}, local mode {self.hub.url} (pid {self.hub.proc.pid}) "
-                f"ready in {self.hub.ready_s:.1f} s")
-            self.ddb = aws_client("dynamodb", self.moto.url, OBSERVER_KEY)
-        except BaseException:
-            self.close()
-            raise
-
-    def secret(self, partner_id: str) -> str:
-        return next(p for p in self.doc["partners"] if p["id"] == partner_id)["secrets"][0]
+class Uploads:
+    """Document uploads as a partner makes them, for a stack (StackBase) with `hub`, `secret` and `ddb`:
+    a signed slot request, the PUT to the presigned URL, the verdict of local mode's upload driver."""
 
     def request_slot(self, partner_id: str, digest: str, size: int, media_type: str = "application/pdf"
                      ) -> tuple[dict[str, Any], int, int]:
@@ -148,6 +79,16 @@ class RelayStack(StackBase):
             raise RuntimeError(f"PUT: HTTP {put.status_code}")
         return {"document_id": slot["document_id"], "sha256": digest, "media_type": "application/pdf",
                 "size": len(data)}
+
+
+class RelayStack(Uploads, StackBase):
+    """moto (own process, optionally recording) + a receiver keeping bodies + local mode with the relay
+    partners of the tests."""
+
+    def __init__(self, recorder: bool = False) -> None:
+        self._start("hub-bench-docs-", Receiver(keep_bodies=True),
+                    lambda base: (relay_partners(base), "tests/test_relay_flow.py relay_partners"), recorder)
+
 
 def proc_memory(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM of a process, in bytes."""
@@ -249,10 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [max(1, min(int(s), 150)) for s in args.sizes_mb.split(",") if s.strip()]
     result = run(sizes)
-    path = write_result(NAME, result)
-    print("\n".join(summary(result)))
-    print(f"  → {path.relative_to(path.parents[2])}")
-    return 0
+    return publish_result(NAME, result, summary)
 
 
 if __name__ == "__main__":

@@ -41,18 +41,14 @@ import argparse
 import http.client as http_client
 import json
 import os
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from bench.common import (OBSERVER_KEY, REPO, LocalHub, MotoServer, Signer, StackBase, aws_client, event_body, log,
-                          new_secret, percentile, write_result)
-from bench.documents_memory import Sink
+from bench.common import Receiver, Signer, StackBase, event_body, log, new_secret, percentile, publish_result
 from bench.ingest_ratio import Phase, _cpu_seconds, make_floor
 
 NAME = "load"
@@ -89,22 +85,9 @@ class LoadStack(StackBase):
     """moto (own process) + a receiver keeping bodies + local mode with the five cities' partners."""
 
     def __init__(self) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="hub-bench-load-")
-        self.workdir = Path(self._tmp.name)
-        self.moto = self.receiver = self.hub = None
-        try:
-            self.moto = MotoServer(self.workdir)
-            self.receiver = Sink()
-            self.doc = load_partners(f"http://127.0.0.1:{self.receiver.port}")
-            partners_file = self.workdir / "partners.json"
-            partners_file.write_text(json.dumps(self.doc))
-            self.hub = LocalHub(self.workdir, self.moto.url, partners_file)
-            log(f"moto {self.moto.url}, local mode {self.hub.url} ready in {self.hub.ready_s:.1f} s")
-            self.ddb = aws_client("dynamodb", self.moto.url, OBSERVER_KEY)
-            self.pids = {"hub": self.hub.proc.pid, "moto": self.moto.proc.pid, "bench": os.getpid()}
-        except BaseException:
-            self.close()
-            raise
+        self._start("hub-bench-load-", Receiver(keep_bodies=True),
+                    lambda base: (load_partners(base), "bench/load.py load_partners"))
+        self.pids = {"hub": self.hub.proc.pid, "moto": self.moto.proc.pid, "bench": os.getpid()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,7 +127,7 @@ class Traffic:
     """What the partners send, request by request (see the module's docstring), and what the hub must
     deliver for what it accepted. Deliveries are read from the receiver, once per webhook-id."""
 
-    def __init__(self, doc: dict[str, Any], receiver: Sink, callback_share: float = CALLBACK_SHARE):
+    def __init__(self, doc: dict[str, Any], receiver: Receiver, callback_share: float = CALLBACK_SHARE):
         from tests.test_transfer_flow import application, assessment, bill_for, pay
 
         self._builders = {"application.submitted": application, "tax.assessed": assessment,
@@ -690,10 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.quick, rates[:20] if rates else None,
                  min(max(args.step_seconds, 1.0), 60.0) if args.step_seconds else None,
                  min(max(args.hold_seconds, 1.0), 300.0) if args.hold_seconds else None)
-    path = write_result(f"{NAME}_quick" if args.quick else NAME, result)
-    print("\n".join(summary(result)))
-    print(f"  → {path.relative_to(REPO)}")
-    return 0
+    return publish_result(f"{NAME}_quick" if args.quick else NAME, result, summary)
 
 
 if __name__ == "__main__":

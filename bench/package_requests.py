@@ -28,11 +28,11 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from bench.common import OBSERVER_KEY, Signer, aws_client, event_body, http, wait_until, write_result
-from bench.documents_memory import RelayStack
-from bench.transfer_requests import TransferStack, _figures
-from bench.write_count import (EMULATION_OPS, Observer, Recording, emulation_ops_in_hub_code, label, settle,
-                               time_based)
+from bench.common import (Partners, Receiver, StackBase, counted_phases, hub_entries, publish_result, tests_partners,
+                          wait_until)
+from bench.documents_memory import Uploads
+from bench.write_count import (Observer, Recording, attribution, breakdown_lines, figures, per_n, phase_figures,
+                               phase_line, settle, time_based_rates, totals_line)
 from tests.test_mortgage_flow import (CCB, CMB, CONSENT, CONSENTS_OF, E_CERT, SZ_UNIT, booking, package_request,
                                       recorded_mortgage)
 from tests.test_relay_flow import PDF2
@@ -43,22 +43,17 @@ PHASES = ("record", "upload", "consent_1", "consent_2", "book")
 MODES = ("combined", "staged", "same_bank_change")
 
 
-class PackageStack(TransferStack):
-    """moto (recorder) + the partners' inbox + local mode with the tests' partners (the transfer
-    benchmark's stack), with the relay stack's document helpers (slot, PUT, wait for the verdict)."""
-
-    request_slot, document_state, wait_judged, upload, secret = (
-        RelayStack.request_slot, RelayStack.document_state, RelayStack.wait_judged, RelayStack.upload,
-        RelayStack.secret)
+class PackageStack(Uploads, StackBase):
+    """moto (recorder) + a receiver keeping bodies + local mode with the partners of tests/support.py,
+    and document uploads (slot, PUT, wait for the verdict)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.ddb = aws_client("dynamodb", self.moto.url, OBSERVER_KEY)
+        self._start("hub-bench-package-", Receiver(keep_bodies=True), tests_partners, recorder=True)
 
     def delivered(self, event_type: str, partner: str, key: str) -> list[dict[str, Any]]:
         """Deliveries of a case: by its case id (answers to banks) or request id (the application)."""
-        return [d for d in self.receiver.got if d["type"] == event_type and d["partner"] == partner
-                and key in (d["data"].get("case_id"), d["data"].get("request_id"))]
+        return self.receiver.find(event_type, partner, where=lambda data: key in (data.get("case_id"),
+                                                                                  data.get("request_id")))
 
 
 class Packages:
@@ -68,25 +63,15 @@ class Packages:
         self.old_bank = CCB if mode == "same_bank_change" else CMB
         self.parts = [("sz-ccb", "both")] if mode == "same_bank_change" else [("sz-ccb", "new_mortgagee"),
                                                                              ("sz-cmb", "old_mortgagee")]
-        self.signers = {p: Signer(stack.secret(p)) for p in (REGISTRY, "sz-ccb", "sz-cmb")}
+        self.partners = Partners(stack.hub.url, stack.doc, (REGISTRY, "sz-ccb", "sz-cmb"))
+        self.post = self.partners.post
         self.proofs = {pid: f"粤(2019)深圳市不动产证明第{uuid.uuid4().int % 10**9:09d}号" for pid in self.ids}
         self.requests: dict[str, list[dict[str, Any]]] = {}
         self.e_certificates: dict[str, dict[str, Any]] = {}
-        self.statuses: Counter = Counter()
-        self.posted: Counter = Counter()
         self.put_requests = 0
 
     def settle(self, target: int) -> None:
         settle(self.stack, self.observer, self.recording, target, quiet_s=1.0, timeout_s=90)
-
-    def post(self, pid: str, event_type: str, data: dict) -> None:
-        body = event_body(event_type, data)
-        status, answer = http("POST", f"{self.stack.hub.url}/v1/partners/{pid}/events", body,
-                              self.signers[pid].headers(body), timeout=30)
-        self.statuses[status] += 1
-        self.posted[event_type] += 1
-        if status != 202:
-            raise RuntimeError(f"{event_type} from {pid}: HTTP {status} {answer[:400]!r}")
 
     def record(self) -> None:
         """Nothing is delivered for a record: wait (observer look-ups, not counted) until the index has them."""
@@ -158,56 +143,33 @@ class Packages:
 
 
 def _measure(stack: PackageStack, observer: Observer, recording: Recording, n: int, mode: str) -> dict[str, Any]:
-    stack.moto.api("recorder/start-recording")
     packages = Packages(stack, observer, recording, n, mode, mode[:4].upper())
-    spans: dict[str, tuple[int, int, float]] = {}
-    for phase in PHASES:
-        recording.poll()
-        first, t0 = len(recording.entries), time.monotonic()
-        getattr(packages, phase)()
-        recording.poll()
-        spans[phase] = (first, len(recording.entries), time.monotonic() - t0)
-    stack.moto.api("recorder/stop-recording")
-    time.sleep(0.3)
-    recording.poll()
+    spans, _ = counted_phases(stack.moto, recording, lambda phase: getattr(packages, phase)(), PHASES)
 
     def span(phase: str, partner_puts: bool = False) -> list[dict[str, Any]]:
         """The hub's requests of a phase, or the partners' presigned PUTs (their credential is in the
         query string, so they carry no key id; the hub's own S3 PUTs do)."""
-        first, last, _ = spans[phase]
-        rows = [r for r in recording.entries[first:last] if r["key_id"] != OBSERVER_KEY]
+        rows = hub_entries(recording, spans[phase])
         return [r for r in rows if (r["op"] == "PUT object" and r["key_id"] == "?") == partner_puts]
 
     entries = [r for p in PHASES for r in span(p)]
     window_s = sum(s[2] for s in spans.values())
     outcomes = packages.outcomes()
-    per_phase = {}
-    for phase in PHASES:
-        f = _figures(span(phase), n)
-        per_phase[phase] = {k: f[k] for k in (
-            "writes", "writes_by_hub_code", "writes_by_event_source_emulation", "reads_by_hub_code_event_driven",
-            "reads_by_hub_code_time_based", "hub_code_writes_by_operation_table_and_item",
-            "hub_code_event_driven_reads_by_operation_and_table")}
-        per_phase[phase]["seconds"] = round(spans[phase][2], 2)
+    per_phase = {phase: phase_figures(span(phase), n, spans[phase][2]) for phase in PHASES}
     expected = {"application.requested": n, "mortgage.registered": n,
                 "registration.result": n if len(packages.parts) == 2 else 0}
     warnings = [f"{recording.bad_lines} recorder lines unreadable: counts may be short"] if recording.bad_lines else []
     if dict(outcomes) != expected:
         warnings.append(f"outcomes {dict(outcomes)} != expected {expected}")
     return {
-        "mode": mode, "packages": n, "inbound_events_per_package": _per_n(packages.posted, n),
-        "http_statuses": {str(k): v for k, v in packages.statuses.items()}, "outcomes": dict(outcomes),
+        "mode": mode, "packages": n, "inbound_events_per_package": per_n(packages.partners.posted, n),
+        "http_statuses": {str(k): v for k, v in packages.partners.statuses.items()}, "outcomes": dict(outcomes),
         "counting_window_seconds": round(window_s, 2), "recorded_requests": spans["book"][1] - spans["record"][0],
         "partner_presigned_puts_per_package": round(len(span("upload", partner_puts=True)) / n, 3),
-        "per_package": _figures(entries, n), "per_phase_per_package": per_phase,
-        "time_based_reads_per_second": {k: round(v / window_s, 2) for k, v in sorted(
-            Counter(label(r) for r in entries if time_based(r)).items())},
+        "per_package": figures(entries, n), "per_phase_per_package": per_phase,
+        "time_based_reads_per_second": time_based_rates(entries, window_s),
         "warnings": warnings,
     }
-
-
-def _per_n(counter: Counter, n: int) -> dict[str, float]:
-    return {k: round(v / n, 3) for k, v in sorted(counter.items())}
 
 
 def run(n: int = 5, modes: tuple[str, ...] = MODES) -> dict[str, Any]:
@@ -225,8 +187,7 @@ def run(n: int = 5, modes: tuple[str, ...] = MODES) -> dict[str, Any]:
         "partners": {"source": stack.partners_source, "acting": [REGISTRY, "sz-ccb", "sz-cmb"],
                      "receiver": "answers 204 to every delivery"},
         "modes": results,
-        "attribution": {"event_source_emulation_ops": sorted(EMULATION_OPS),
-                        "emulation_ops_called_by_hub_code": emulation_ops_in_hub_code()},
+        "attribution": attribution(),
         "warnings": [f"{m}: {w}" for m, r in results.items() for w in r["warnings"]],
     }
 
@@ -238,19 +199,11 @@ def summary(result: dict[str, Any]) -> list[str]:
         lines += [
             f"package_requests [{mode}]: {r['packages']} packages, inbound per package "
             f"{r['inbound_events_per_package']}, outcomes {r['outcomes']}, {r['counting_window_seconds']} s",
-            f"  per package: writes {pc['writes']} (hub code {pc['writes_by_hub_code']}, event-source emulation "
-            f"{pc['writes_by_event_source_emulation']}); reads {pc['reads']} (hub code event-driven "
-            f"{pc['reads_by_hub_code_event_driven']}, hub code time-based {pc['reads_by_hub_code_time_based']}, "
-            f"emulation {pc['reads_by_event_source_emulation']}); + {r['partner_presigned_puts_per_package']} "
-            f"presigned PUTs by the partners",
+            totals_line("package", pc) + f"; + {r['partner_presigned_puts_per_package']} presigned PUTs by the partners",
         ]
-        lines += [f"    write (hub)        {k}: {v}" for k, v in pc["hub_code_writes_by_operation_table_and_item"].items()]
-        lines += [f"    read  (hub, event) {k}: {v}"
-                  for k, v in pc["hub_code_event_driven_reads_by_operation_and_table"].items()]
+        lines += breakdown_lines(pc)
         for phase, f in r["per_phase_per_package"].items():
-            lines.append(f"  phase {phase:<9} ({f['seconds']} s): hub writes {f['writes_by_hub_code']}, emulation "
-                         f"writes {f['writes_by_event_source_emulation']}, event-driven reads "
-                         f"{f['reads_by_hub_code_event_driven']}")
+            lines.append(phase_line(phase, f))
     lines += [f"  WARNING: {w}" for w in result["warnings"]]
     return lines
 
@@ -262,10 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modes = tuple(m for m in args.modes.split(",") if m in MODES) or MODES
     result = run(max(1, min(args.packages, 50)), modes)
-    path = write_result(NAME, result)
-    print("\n".join(summary(result)))
-    print(f"  → {path.relative_to(path.parents[2])}")
-    return 0
+    return publish_result(NAME, result, summary)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.common import REPO, log, write_result
+from bench.common import REPO, log, publish_result
 
 NAME = "reconcile"
 GOAL_RATIO = 3.0
@@ -366,10 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     formats = tuple(f for f in args.formats.split(",") if f)
     result = run(args.lines, args.rounds, formats)
-    path = write_result(NAME, result)
-    print("\n".join(summary(result)))
-    print(f"  → {path.relative_to(REPO)}")
-    return 0
+    return publish_result(NAME, result, summary)
 
 
 if __name__ == "__main__":

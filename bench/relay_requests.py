@@ -22,17 +22,15 @@ partner) and are counted apart; observer look-ups carry another key id and are l
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import uuid
 from collections import Counter
 from typing import Any
 
-from bench.common import Signer, event_body, http, log, write_result
+from bench.common import Partners, counted_phases, hub_entries, publish_result
 from bench.documents_memory import RelayStack
-from bench.transfer_requests import _figures, _per
-from bench.write_count import (EMULATION_OPS, OBSERVER_KEY, Observer, Recording, emulation_ops_in_hub_code, label,
-                               settle, time_based)
+from bench.write_count import (Observer, Recording, attribution, breakdown_lines, figures, phase_figures, phase_line, rates_line,
+                               settle, time_based_rates, totals_line)
 from tests.test_relay_flow import PDF, PDF2, accepted, collected, completed, originals, unit_of
 
 NAME = "relay_requests"
@@ -46,25 +44,17 @@ class Relays:
         self.ids = [f"RC-{tag}-{uuid.uuid4().hex[:8]}" for _ in range(n)]
         self.scans: dict[str, list[dict]] = {}
         self.requests: dict[str, dict] = {}
-        self.signers = {p: Signer(stack.secret(p)) for p in (OFFICE, REGISTRY)}
-        self.statuses: Counter = Counter()
+        self.partners = Partners(stack.hub.url, stack.doc, (OFFICE, REGISTRY))
+        self.post = self.partners.post
         self.put_requests = 0
 
     def settle(self, target: int, what: str) -> None:
         settle(self.stack, self.observer, self.recording, target, quiet_s=1.0, timeout_s=60)
 
-    def post(self, pid: str, event_type: str, data: dict, msg_id: str | None = None) -> None:
-        body = event_body(event_type, data)
-        status, answer = http("POST", f"{self.stack.hub.url}/v1/partners/{pid}/events", body,
-                              self.signers[pid].headers(body, msg_id), timeout=30)
-        self.statuses[status] += 1
-        if status != 202:
-            raise RuntimeError(f"{event_type} from {pid}: HTTP {status} {answer[:400]!r}")
-
     def wait_status(self, count: int) -> None:
         for rid in self.ids:
             deadline = time.monotonic() + 30
-            while len(self.stack.receiver.find(rid, "relay.status", OFFICE)) < count:
+            while len(self.stack.receiver.find("relay.status", OFFICE, relay_id=rid)) < count:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"relay.status #{count} for {rid} not received\n{self.stack.hub_log_tail()}")
                 time.sleep(0.05)
@@ -86,7 +76,7 @@ class Relays:
             self.post(OFFICE, "relay.collected", collected("440300", unit_of("110000"), rid, self.scans[rid]))
         self.settle(start + 2 * len(self.ids), "collect")
         for rid in self.ids:
-            found = self.stack.receiver.find(rid, "relay.requested", REGISTRY)
+            found = self.stack.receiver.find("relay.requested", REGISTRY, relay_id=rid)
             if len(found) != 1:
                 raise RuntimeError(f"{rid}: {len(found)} relay.requested")
             self.requests[rid] = found[0]
@@ -116,7 +106,7 @@ class Relays:
         self.wait_status(4)
 
     def final_statuses(self) -> Counter:
-        return Counter(self.stack.receiver.find(rid, "relay.status", OFFICE)[-1]["data"].get("status")
+        return Counter(self.stack.receiver.find("relay.status", OFFICE, relay_id=rid)[-1]["data"].get("status")
                        for rid in self.ids)
 
 
@@ -129,25 +119,14 @@ def run(n: int) -> dict[str, Any]:
             getattr(warm, phase)()
         time.sleep(1.0)
 
-        stack.moto.api("recorder/start-recording")
         relays = Relays(stack, observer, recording, n, "N")
-        spans: dict[str, tuple[int, int, float]] = {}
-        for phase in PHASES:
-            recording.poll()
-            first, t0 = len(recording.entries), time.monotonic()
-            getattr(relays, phase)()
-            recording.poll()
-            spans[phase] = (first, len(recording.entries), time.monotonic() - t0)
-        stack.moto.api("recorder/stop-recording")
-        time.sleep(0.3)
-        recording.poll()
+        spans, _ = counted_phases(stack.moto, recording, lambda phase: getattr(relays, phase)(), PHASES)
         final = relays.final_statuses()
-        deliveries = Counter((d["partner"], d["type"]) for d in stack.receiver.got if d["data"].get("relay_id") in
-                             set(relays.ids))
+        deliveries = Counter((d["partner"], d["type"])
+                             for d in stack.receiver.find(where=lambda data: data.get("relay_id") in set(relays.ids)))
 
     def span(phase: str, partner_puts: bool = False) -> list[dict[str, Any]]:
-        first, last, _ = spans[phase]
-        rows = [r for r in recording.entries[first:last] if r["key_id"] != OBSERVER_KEY]
+        rows = hub_entries(recording, spans[phase])
         return [r for r in rows if (r["op"] == "PUT object") == partner_puts] if phase == "upload" else \
             ([] if partner_puts else rows)
 
@@ -155,15 +134,8 @@ def run(n: int) -> dict[str, Any]:
     all_entries = [r for p in PHASES for r in span(p)]
     puts = span("upload", partner_puts=True)
     window_s = sum(s[2] for s in spans.values())
-    per_relay = _figures(all_entries, n)
-    per_phase = {}
-    for phase in PHASES:
-        f = _figures(span(phase), n)
-        per_phase[phase] = {k: f[k] for k in (
-            "writes", "writes_by_hub_code", "writes_by_event_source_emulation", "reads_by_hub_code_event_driven",
-            "reads_by_hub_code_time_based", "reads_by_event_source_emulation",
-            "hub_code_writes_by_operation_table_and_item", "hub_code_event_driven_reads_by_operation_and_table")}
-        per_phase[phase]["seconds"] = round(spans[phase][2], 2)
+    per_relay = figures(all_entries, n)
+    per_phase = {phase: phase_figures(span(phase), n, spans[phase][2]) for phase in PHASES}
     warnings = []
     if recording.bad_lines:
         warnings.append(f"{recording.bad_lines} recorder lines unreadable: counts may be short")
@@ -172,7 +144,7 @@ def run(n: int) -> dict[str, Any]:
     return {
         "what": "AWS requests per complete relay (2 scans; collected → requested → accepted → originals_received "
                 "→ completed), counted at the moto endpoint by its recorder",
-        "relays": n, "inbound_events_per_relay": 4, "http_statuses": {str(k): v for k, v in relays.statuses.items()},
+        "relays": n, "inbound_events_per_relay": 4, "http_statuses": {str(k): v for k, v in relays.partners.statuses.items()},
         "deliveries_per_relay": {f"{p} {t}": round(v / n, 3) for (p, t), v in sorted(deliveries.items())},
         "final_statuses": dict(final),
         "counting_window_seconds": round(window_s, 2),
@@ -180,10 +152,8 @@ def run(n: int) -> dict[str, Any]:
         "partner_presigned_puts_per_relay": round(len(puts) / n, 3),
         "per_relay": per_relay,
         "per_phase_per_relay": per_phase,
-        "time_based_reads_per_second": {k: round(v / window_s, 2) for k, v in sorted(
-            Counter(label(r) for r in all_entries if time_based(r)).items())},
-        "attribution": {"event_source_emulation_ops": sorted(EMULATION_OPS),
-                        "emulation_ops_called_by_hub_code": emulation_ops_in_hub_code()},
+        "time_based_reads_per_second": time_based_rates(all_entries, window_s),
+        "attribution": attribution(),
         "recorder": {"recovered_joined_entries": recording.joined_entries, "unreadable_lines": recording.bad_lines},
         "warnings": warnings,
     }
@@ -195,23 +165,12 @@ def summary(result: dict[str, Any]) -> list[str]:
         f"relay_requests: {result['relays']} complete relays (2 scans each), final statuses {result['final_statuses']}, "
         f"{result['recorded_requests']} requests recorded in {result['counting_window_seconds']} s; "
         f"deliveries per relay {result['deliveries_per_relay']}",
-        f"  per relay: writes {pc['writes']} (hub code {pc['writes_by_hub_code']}, event-source emulation "
-        f"{pc['writes_by_event_source_emulation']}); reads {pc['reads']} (hub code event-driven "
-        f"{pc['reads_by_hub_code_event_driven']}, hub code time-based {pc['reads_by_hub_code_time_based']}, "
-        f"emulation {pc['reads_by_event_source_emulation']}); + {result['partner_presigned_puts_per_relay']} "
-        f"presigned PUTs by the partner",
+        totals_line("relay", pc) + f"; + {result['partner_presigned_puts_per_relay']} presigned PUTs by the partner",
     ]
-    lines += [f"    write (hub)        {k}: {v}" for k, v in pc["hub_code_writes_by_operation_table_and_item"].items()]
-    lines += [f"    write (emulation)  {k}: {v}" for k, v in pc["emulation_writes_by_operation_and_table"].items()]
-    lines += [f"    read  (hub, event) {k}: {v}" for k, v in pc["hub_code_event_driven_reads_by_operation_and_table"].items()]
-    lines += [f"    read  (time)       {k}: {v}" for k, v in pc["time_based_reads_by_operation_and_table"].items()]
+    lines += breakdown_lines(pc, every_kind=True)
     for phase, f in result["per_phase_per_relay"].items():
-        lines.append(f"  phase {phase:<9} ({f['seconds']} s): hub writes {f['writes_by_hub_code']} "
-                     f"{f['hub_code_writes_by_operation_table_and_item']}, emulation writes "
-                     f"{f['writes_by_event_source_emulation']}, event-driven reads {f['reads_by_hub_code_event_driven']} "
-                     f"{f['hub_code_event_driven_reads_by_operation_and_table']}")
-    lines.append("  time-based reads per second: " + ", ".join(
-        f"{k} {v}" for k, v in result["time_based_reads_per_second"].items()))
+        lines.append(phase_line(phase, f, with_reads=True))
+    lines.append(rates_line(result["time_based_reads_per_second"]))
     lines += [f"  WARNING: {w}" for w in result["warnings"]]
     return lines
 
@@ -221,10 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relays", type=int, default=5)
     args = parser.parse_args(argv)
     result = run(max(1, min(args.relays, 50)))
-    path = write_result(NAME, result)
-    print("\n".join(summary(result)))
-    print(f"  → {path.relative_to(path.parents[2])}")
-    return 0
+    return publish_result(NAME, result, summary)
 
 
 if __name__ == "__main__":

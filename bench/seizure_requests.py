@@ -23,20 +23,17 @@ bench/transfer_requests.py (bench/write_count.classify); the presigned PUTs are 
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from bench.common import (LocalHub, MotoServer, OBSERVER_KEY, Signer, aws_client, event_body, http, log,
-                          write_result)
-from bench.documents_memory import RelayStack, Sink
-from bench.transfer_requests import _figures
-from bench.write_count import EMULATION_OPS, Observer, Recording, emulation_ops_in_hub_code, label, settle, time_based
+from bench.common import (Partners, Receiver, StackBase, counted_phases, hub_entries, publish_result,
+                          tests_partners)
+from bench.documents_memory import Uploads
+from bench.write_count import (Observer, Recording, attribution, breakdown_lines, figures, phase_figures, phase_line, rates_line,
+                               settle, time_based_rates, totals_line)
 
 NAME = "seizure_requests"
 COURT, REGISTRY = "bj-court", "bj-registry"
@@ -55,33 +52,11 @@ def presigned_put(r: dict[str, Any]) -> bool:
     return r["op"] == "PUT object" and r["resource"] == "hub-documents"
 
 
-class SeizureStack(RelayStack):
-    """RelayStack's moto (recorder), sink and upload helpers, with the partners of tests/support.py."""
+class SeizureStack(Uploads, StackBase):
+    """moto (recorder) + a receiver keeping bodies + local mode with the partners of tests/support.py."""
 
-    def __init__(self) -> None:  # not RelayStack's: its partners are the relay tests', these the courts'
-        from tests.support import partners_doc
-
-        self._tmp = tempfile.TemporaryDirectory(prefix="hub-bench-seizure-")
-        self.workdir = Path(self._tmp.name)
-        self.recorder_file = self.workdir / "moto_recording.jsonl"
-        self.moto = self.receiver = self.hub = None
-        try:
-            self.moto = MotoServer(self.workdir, self.recorder_file)
-            self.receiver = Sink()
-            self.doc = partners_doc(f"http://127.0.0.1:{self.receiver.port}")
-            partners_file = self.workdir / "partners.json"
-            partners_file.write_text(json.dumps(self.doc))
-            self.hub = LocalHub(self.workdir, self.moto.url, partners_file)
-            log(f"moto {self.moto.url}, local mode {self.hub.url} ready in {self.hub.ready_s:.1f} s")
-            self.ddb = aws_client("dynamodb", self.moto.url, OBSERVER_KEY)
-        except BaseException:
-            self.close()
-            raise
-
-    def delivered(self, event_type: str, partner: str, **match: Any) -> list[dict[str, Any]]:
-        with self.receiver.lock:
-            return [d for d in self.receiver.got if d["type"] == event_type and d["partner"] == partner
-                    and all(d["data"].get(k) == v for k, v in match.items())]
+    def __init__(self) -> None:
+        self._start("hub-bench-seizure-", Receiver(keep_bodies=True), tests_partners, recorder=True)
 
 
 class Seizures:
@@ -93,17 +68,9 @@ class Seizures:
         self.items = [{"unit": f"110105001001GB{first + i:05d}F00010001",
                        "order": f"(2026)京0105执保{tag}{run}-{i}号", "release": f"(2026)京0105解{tag}{run}-{i}号",
                        "restriction_id": f"CF-110105-{tag}{run}-{i}"} for i in range(n)]
-        self.signers = {p: Signer(stack.secret(p)) for p in (COURT, REGISTRY)}
-        self.statuses: Counter = Counter()
+        self.partners = Partners(stack.hub.url, stack.doc, (COURT, REGISTRY))
+        self.post = self.partners.post
         self.put_requests = 0
-
-    def post(self, pid: str, event_type: str, data: dict) -> None:
-        body = event_body(event_type, data)
-        status, answer = http("POST", f"{self.stack.hub.url}/v1/partners/{pid}/events", body,
-                              self.signers[pid].headers(body), timeout=30)
-        self.statuses[status] += 1
-        if status != 202:
-            raise RuntimeError(f"{event_type} from {pid}: HTTP {status} {answer[:400]!r}")
 
     def settle(self, target: int) -> None:
         settle(self.stack, self.observer, self.recording, target, quiet_s=1.0, timeout_s=60)
@@ -112,7 +79,7 @@ class Seizures:
         """Wait for the court's receipt of `status` for each seizure's `order` ("order" or "release")."""
         for item in self.items:
             deadline = time.monotonic() + 30
-            while not self.stack.delivered("seizure.receipt", COURT, order_number=item[order], status=status):
+            while not self.stack.receiver.find("seizure.receipt", COURT, order_number=item[order], status=status):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"no {status} receipt for {item[order]}\n{self.stack.hub_log_tail()}")
                 time.sleep(0.05)
@@ -180,27 +147,15 @@ def run(n: int = 5) -> dict[str, Any]:
             getattr(warm, phase)()
         time.sleep(1.0)
 
-        stack.moto.api("recorder/start-recording")
         seizures = Seizures(stack, observer, recording, n, "N", first=10000)
-        spans: dict[str, tuple[int, int, float]] = {}
-        for phase in PHASES:
-            recording.poll()
-            first, t0 = len(recording.entries), time.monotonic()
-            getattr(seizures, phase)()
-            recording.poll()
-            spans[phase] = (first, len(recording.entries), time.monotonic() - t0)
-        stack.moto.api("recorder/stop-recording")
-        time.sleep(0.3)
-        recording.poll()
+        spans, _ = counted_phases(stack.moto, recording, lambda phase: getattr(seizures, phase)(), PHASES)
         units = {item["unit"] for item in seizures.items}
-        with stack.receiver.lock:
-            deliveries = Counter((d["partner"], d["type"], d["data"].get("status") or d["data"].get("action"))
-                                 for d in stack.receiver.got if d["data"].get("unit_code") in units)
+        deliveries = Counter((d["partner"], d["type"], d["data"].get("status") or d["data"].get("action"))
+                             for d in stack.receiver.find(where=lambda data: data.get("unit_code") in units))
         hub_log = stack.hub.log_path.read_text(errors="replace")
 
     def span(phase: str, partner_puts: bool = False) -> list[dict[str, Any]]:
-        first, last, _ = spans[phase]
-        rows = [r for r in recording.entries[first:last] if r["key_id"] != OBSERVER_KEY]
+        rows = hub_entries(recording, spans[phase])
         return [r for r in rows if presigned_put(r) == partner_puts] if phase == "upload" else \
             ([] if partner_puts else rows)
 
@@ -209,14 +164,8 @@ def run(n: int = 5) -> dict[str, Any]:
     puts = span("upload", partner_puts=True)
     all_entries = [r for p in PHASES for r in span(p)]
     window_s = sum(s[2] for s in spans.values())
-    per_phase = {}
-    for phase in PHASES:
-        f = _figures(span(phase), n)
-        per_phase[phase] = {k: f[k] for k in (
-            "writes", "writes_by_hub_code", "writes_by_event_source_emulation", "reads_by_hub_code_event_driven",
-            "hub_code_writes_by_operation_table_and_item", "hub_code_event_driven_reads_by_operation_and_table")}
-        per_phase[phase]["seconds"] = round(spans[phase][2], 2)
-    per_round_trip = {name: _figures([r for p in phases for r in span(p)], n) for name, phases in ROUND_TRIPS.items()}
+    per_phase = {phase: phase_figures(span(phase), n, spans[phase][2]) for phase in PHASES}
+    per_round_trip = {name: figures([r for p in phases for r in span(p)], n) for name, phases in ROUND_TRIPS.items()}
     warnings = []
     if recording.bad_lines:
         warnings.append(f"{recording.bad_lines} recorder lines unreadable: counts may be short")
@@ -229,18 +178,16 @@ def run(n: int = 5) -> dict[str, Any]:
                 "seizure.receipt) and per release round trip, counted at the moto endpoint by its recorder",
         "seizures": n, "units": "one per seizure (no application watching, so no restriction.flagged)",
         "inbound_events_per_seizure": {"seizure.ordered": 2, "restriction.recorded": 2},
-        "http_statuses": {str(k): v for k, v in seizures.statuses.items()},
+        "http_statuses": {str(k): v for k, v in seizures.partners.statuses.items()},
         "deliveries_per_seizure": {f"{p} {t} {s}": round(v / n, 3) for (p, t, s), v in sorted(deliveries.items())},
         "counting_window_seconds": round(window_s, 2),
         "recorded_requests": len(recording.entries),
         "partner_presigned_puts_per_seizure": round(len(puts) / n, 3),
         "per_round_trip": per_round_trip,
         "per_phase_per_seizure": per_phase,
-        "all_phases_per_seizure": _figures(all_entries, n),
-        "time_based_reads_per_second": {k: round(v / window_s, 2) for k, v in sorted(
-            Counter(label(r) for r in all_entries if time_based(r)).items())},
-        "attribution": {"event_source_emulation_ops": sorted(EMULATION_OPS),
-                        "emulation_ops_called_by_hub_code": emulation_ops_in_hub_code()},
+        "all_phases_per_seizure": figures(all_entries, n),
+        "time_based_reads_per_second": time_based_rates(all_entries, window_s),
+        "attribution": attribution(),
         "recorder": {"recovered_joined_entries": recording.joined_entries, "unreadable_lines": recording.bad_lines},
         "personal_data_in_hub_log": any(x in hub_log for x in ("11010519491231002X", "王五", "刘某")),
         "warnings": warnings,
@@ -252,20 +199,12 @@ def summary(result: dict[str, Any]) -> list[str]:
              f"{result['recorded_requests']} requests recorded in {result['counting_window_seconds']} s; "
              f"deliveries per seizure {result['deliveries_per_seizure']}"]
     for name, f in result["per_round_trip"].items():
-        lines.append(f"  per {name} round trip: writes {f['writes']} (hub code {f['writes_by_hub_code']}, "
-                     f"event-source emulation {f['writes_by_event_source_emulation']}); reads {f['reads']} "
-                     f"(hub code event-driven {f['reads_by_hub_code_event_driven']}, time-based "
-                     f"{f['reads_by_hub_code_time_based'] + f['reads_by_event_source_emulation']:.3f})")
-        lines += [f"    write (hub)        {k}: {v}" for k, v in f["hub_code_writes_by_operation_table_and_item"].items()]
-        lines += [f"    read  (hub, event) {k}: {v}"
-                  for k, v in f["hub_code_event_driven_reads_by_operation_and_table"].items()]
+        lines.append(totals_line(f"{name} round trip", f))
+        lines += breakdown_lines(f)
     for phase, f in result["per_phase_per_seizure"].items():
-        lines.append(f"  phase {phase:<8} ({f['seconds']} s): hub writes {f['writes_by_hub_code']} "
-                     f"{f['hub_code_writes_by_operation_table_and_item']}, emulation writes "
-                     f"{f['writes_by_event_source_emulation']}, event-driven reads {f['reads_by_hub_code_event_driven']}")
+        lines.append(phase_line(phase, f))
     lines.append(f"  + {result['partner_presigned_puts_per_seizure']} presigned PUTs by the court per seizure")
-    lines.append("  time-based reads per second: " + ", ".join(
-        f"{k} {v}" for k, v in result["time_based_reads_per_second"].items()))
+    lines.append(rates_line(result["time_based_reads_per_second"]))
     lines += [f"  WARNING: {w}" for w in result["warnings"]]
     return lines
 
@@ -275,10 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seizures", type=int, default=5)
     args = parser.parse_args(argv)
     result = run(max(1, min(args.seizures, 50)))
-    path = write_result(NAME, result)
-    print("\n".join(summary(result)))
-    print(f"  → {path.relative_to(path.parents[2])}")
-    return 0
+    return publish_result(NAME, result, summary)
 
 
 if __name__ == "__main__":

@@ -26,92 +26,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Callable
 
-from bench.common import (REPO, LocalHub, MotoServer, Signer, StackBase, http, log, partners_doc, secret_of,
-                          write_result)
-from bench.write_count import (EMULATION_OPS, OBSERVER_KEY, Observer, Recording, emulation_ops_in_hub_code, label,
-                               label_kind, time_based)
+from bench.common import (Partners, Receiver, StackBase, counted_phases, http, hub_entries, partners_doc,
+                          publish_result, secret_of)
+from bench.write_count import (OBSERVER_KEY, Observer, Recording, attribution, breakdown_lines, figures, per_n,
+                               phase_line, rates_line, time_based_rates, totals_line)
 
 NAME = "transfer_requests"
 PAYER_MODE = "each_pays_own"
 PHASES = ("submit", "answer", "pay", "clear", "book")
 
 
-class Inbox:
-    """The partners' endpoint: answers 204 and keeps every delivery (path, type, data), once per webhook-id."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0  # every POST, repeats included (what write_count's settle looks at)
-        self.repeats = 0
-        self.got: list[dict[str, Any]] = []
-        self._ids: set[str] = set()
-        inbox = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                webhook_id = self.headers.get("webhook-id", "")
-                with inbox._lock:
-                    inbox.count += 1
-                    if webhook_id in inbox._ids:
-                        inbox.repeats += 1
-                    else:
-                        inbox._ids.add(webhook_id)
-                        payload = json.loads(body)
-                        inbox.got.append({"partner": self.path.strip("/"), "type": payload["type"],
-                                          "data": payload["data"], "webhook_id": webhook_id})
-                self.send_response(204)
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True, name="inbox").start()
-
-    def find(self, event_type: str, cases: set[str], partner: str | None = None) -> list[dict[str, Any]]:
-        with self._lock:
-            return [d for d in self.got if d["type"] == event_type and d["data"].get("case_id") in cases
-                    and (partner is None or d["partner"] == partner)]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class TransferStack(StackBase):
-    """moto (recorder) + the partners' inbox + local mode; torn down in reverse order whatever happens."""
+    """moto (recorder) + a receiver keeping every delivery + local mode with the tests' partners."""
 
     def __init__(self) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="hub-bench-transfer-")
-        self.workdir = Path(self._tmp.name)
-        self.recorder_file = self.workdir / "moto_recording.jsonl"
-        self.moto = self.receiver = self.hub = None
-        try:
-            self.moto = MotoServer(self.workdir, self.recorder_file)
-            self.receiver = Inbox()
-            self.doc, self.partners_source = partners_doc(f"http://127.0.0.1:{self.receiver.port}")
-            partners_file = self.workdir / "partners.json"
-            partners_file.write_text(json.dumps(self.doc))
-            self.hub = LocalHub(self.workdir, self.moto.url, partners_file)
-            log(f"moto {self.moto.url}, local mode {self.hub.url} ready in {self.hub.ready_s:.1f} s")
-        except BaseException:
-            self.close()
-            raise
+        self._start("hub-bench-transfer-", Receiver(keep_bodies=True), partners_doc, recorder=True)
+
 
 class Cases:
     """N transfer cases driven by the partners, phase by phase."""
@@ -124,25 +60,15 @@ class Cases:
         self.unit = BJ_UNIT
         self.ids = [f"BENCH-{tag}{i:02d}-{uuid.uuid4().hex[:4]}" for i in range(n)]
         self.land_revenue = land_revenue
-        self.signers = {pid: Signer(secret_of(stack.doc, pid)) for pid in ("bj-registry", "bj-tax", "bj-fiscal", "bj-pay")}
-        self.posted: Counter = Counter()
-        self.statuses: Counter = Counter()
+        self.partners = Partners(stack.hub.url, stack.doc, ("bj-registry", "bj-tax", "bj-fiscal", "bj-pay"))
         self.event_ids: set[str] = set()
         self.case_set = set(self.ids)
 
     def post(self, partner_id: str, event_type: str, data: dict[str, Any]) -> None:
-        body = json.dumps({"type": event_type, "timestamp": datetime.now(timezone.utc).isoformat(), "data": data},
-                          ensure_ascii=False).encode("utf-8")
-        status, answer = http("POST", f"{self.stack.hub.url}/v1/partners/{partner_id}/events", body,
-                              self.signers[partner_id].headers(body), timeout=30)
-        self.statuses[status] += 1
-        self.posted[event_type] += 1
-        if status != 202:
-            raise RuntimeError(f"{event_type} from {partner_id}: HTTP {status} {answer[:300]!r}")
-        self.event_ids.add(json.loads(answer)["event_id"])
+        self.event_ids.add(self.partners.post(partner_id, event_type, data)["event_id"])
 
     def delivered(self, event_type: str, partner: str) -> list[dict[str, Any]]:
-        return self.stack.receiver.find(event_type, self.case_set, partner)
+        return self.stack.receiver.find(event_type, partner, where=lambda data: data.get("case_id") in self.case_set)
 
     def settle(self, done: Callable[[], bool], what: str, quiet_s: float = 0.6, timeout_s: float = 120) -> None:
         """`done()`, the delivery queue empty, and no write by the hub for `quiet_s`."""
@@ -237,36 +163,6 @@ class Cases:
         return stages
 
 
-def _per(counter: Counter, n: int) -> dict[str, float]:
-    return {k: round(v / n, 3) for k, v in sorted(counter.items())}
-
-
-def _figures(entries: list[dict[str, Any]], n: int) -> dict[str, Any]:
-    writes = [r for r in entries if r["write"]]
-    reads = [r for r in entries if not r["write"]]
-    hub_writes = [r for r in writes if r["op"] not in EMULATION_OPS]
-    emu_writes = [r for r in writes if r["op"] in EMULATION_OPS]
-    hub_reads = [r for r in reads if r["op"] not in EMULATION_OPS]
-    emu_reads = [r for r in reads if r["op"] in EMULATION_OPS]
-    return {
-        "requests": round(len(entries) / n, 3),
-        "writes": round(len(writes) / n, 3),
-        "writes_by_hub_code": round(len(hub_writes) / n, 3),
-        "writes_by_event_source_emulation": round(len(emu_writes) / n, 3),
-        "reads": round(len(reads) / n, 3),
-        "reads_by_hub_code": round(len(hub_reads) / n, 3),
-        "reads_by_hub_code_event_driven": round(sum(1 for r in hub_reads if not time_based(r)) / n, 3),
-        "reads_by_hub_code_time_based": round(sum(1 for r in hub_reads if time_based(r)) / n, 3),
-        "reads_by_event_source_emulation": round(len(emu_reads) / n, 3),
-        "hub_code_writes_by_operation_and_table": _per(Counter(map(label, hub_writes)), n),
-        "hub_code_writes_by_operation_table_and_item": _per(Counter(map(label_kind, hub_writes)), n),
-        "emulation_writes_by_operation_and_table": _per(Counter(map(label, emu_writes)), n),
-        "hub_code_event_driven_reads_by_operation_and_table": _per(
-            Counter(label(r) for r in hub_reads if not time_based(r)), n),
-        "time_based_reads_by_operation_and_table": _per(Counter(label(r) for r in reads if time_based(r)), n),
-    }
-
-
 def run(n: int = 10, land_revenue: int | None = 500_000) -> dict[str, Any]:
     with TransferStack() as stack:
         observer = Observer(stack)
@@ -279,64 +175,57 @@ def run(n: int = 10, land_revenue: int | None = 500_000) -> dict[str, Any]:
         recording = Recording(stack.recorder_file)
         stack.moto.api("recorder/stop-recording")
         stack.moto.api("recorder/reset-recording")
-        stack.moto.api("recorder/start-recording")
         cases = Cases(stack, observer, recording, n, land_revenue, "C")
-        spans: dict[str, tuple[int, int, float]] = {}
-        started = time.monotonic()
-        for phase in (*PHASES, "read_each"):
-            recording.poll()
-            first, t0 = len(recording.entries), time.monotonic()
-            result = getattr(cases, phase)()
-            recording.poll()
-            spans[phase] = (first, len(recording.entries), time.monotonic() - t0)
-            if phase == "read_each":
-                stages = result
-        stack.moto.api("recorder/stop-recording")
-        time.sleep(0.3)
-        recording.poll()
+        spans, returned = counted_phases(stack.moto, recording, lambda phase: getattr(cases, phase)(),
+                                         (*PHASES, "read_each"))
+        stages = returned["read_each"]
         window_s = sum(spans[p][2] for p in PHASES)
-        case_delivery_states = observer.deliveries_of(cases.event_ids)
-        deliveries = Counter((d["partner"], d["type"]) for d in stack.receiver.got if d["data"].get("case_id") in cases.case_set)
+        delivery_rows = observer.delivery_rows(cases.event_ids)
+        deliveries = Counter((d["partner"], d["type"])
+                             for d in stack.receiver.find(where=lambda data: data.get("case_id") in cases.case_set))
         repeats = stack.receiver.repeats
         hub_log = stack.hub.log_path.read_text(errors="replace")
 
-    hub_entries = [r for r in recording.entries if r["key_id"] != OBSERVER_KEY]
-    observer_count = len(recording.entries) - len(hub_entries)
+    observer_count = sum(1 for r in recording.entries if r["key_id"] == OBSERVER_KEY)
 
     def span(phase: str) -> list[dict[str, Any]]:
-        first, last, _ = spans[phase]
-        return [r for r in recording.entries[first:last] if r["key_id"] != OBSERVER_KEY]
+        return hub_entries(recording, spans[phase])
 
     case_entries = [r for p in PHASES for r in span(p)]
     per_phase = {}
     for phase in PHASES:
         entries = span(phase)
-        f = _figures(entries, n)
+        f = figures(entries, n)
         per_phase[phase] = {"seconds": round(spans[phase][2], 2), "writes_by_hub_code": f["writes_by_hub_code"],
                             "writes_by_event_source_emulation": f["writes_by_event_source_emulation"],
                             "reads_by_hub_code_event_driven": f["reads_by_hub_code_event_driven"],
                             "hub_code_writes_by_operation_table_and_item": f["hub_code_writes_by_operation_table_and_item"],
                             "hub_code_event_driven_reads_by_operation_and_table":
                                 f["hub_code_event_driven_reads_by_operation_and_table"]}
-    inbound = sum(cases.posted.values())
+    inbound = sum(cases.partners.posted.values())
     problems = []
     if recording.bad_lines:
         problems.append(f"{recording.bad_lines} recorder lines could not be read: counts may be short")
-    if set(case_delivery_states) != {"delivered"}:
+    case_delivery_states: Counter = Counter()
+    for (state, _, _), count in delivery_rows.items():
+        case_delivery_states[state] += count
+    if set(case_delivery_states) - {"unroutable"} != {"delivered"}:
         problems.append(f"not every delivery was delivered: {dict(case_delivery_states)}")
     if dict(stages) != {"closed": n}:
         problems.append(f"not every case closed: {dict(stages)}")
     delivered_total = sum(deliveries.values())
-    per_case = _figures(case_entries, n)
+    per_case = figures(case_entries, n)
     return {
         "what": f"AWS requests per complete transfer case ({PAYER_MODE}), counted at the moto endpoint by its recorder",
         "cases": n, "payer_mode": PAYER_MODE, "land_revenue_fen": land_revenue,
         "partners": {"source": stack.partners_source, "acting": ["bj-registry", "bj-tax", "bj-fiscal", "bj-pay"],
                      "receiver": "answers 204 to every delivery"},
-        "inbound_events_per_case": _per(cases.posted, n),
-        "http_statuses": {str(k): v for k, v in sorted(cases.statuses.items())},
+        "inbound_events_per_case": per_n(cases.partners.posted, n),
+        "http_statuses": {str(k): v for k, v in sorted(cases.partners.statuses.items())},
         "deliveries_per_case": {f"{p} {t}": round(v / n, 3) for (p, t), v in sorted(deliveries.items())},
-        "delivery_states_per_case": _per(case_delivery_states, n),
+        "delivery_states_per_case": per_n(case_delivery_states, n),
+        "unroutable_dead_letters_per_case": {f"{t} → {p}": round(c / n, 3) for (st, t, p), c in sorted(
+            delivery_rows.items()) if st == "unroutable"},
         "repeated_deliveries_seen": repeats,
         "counting_window_seconds": round(window_s, 2),
         "recorded_requests": len(recording.entries), "observer_requests_excluded": observer_count,
@@ -346,13 +235,9 @@ def run(n: int = 10, land_revenue: int | None = 500_000) -> dict[str, Any]:
                               "writes": round(per_case["writes"] * n / inbound, 3)},
         "per_delivery": {"writes_by_hub_code": round(per_case["writes_by_hub_code"] * n / max(delivered_total, 1), 3)},
         "per_phase_per_case": per_phase,
-        "time_based_reads_per_second": {
-            k: round(v / window_s, 2) for k, v in sorted(Counter(label(r) for r in case_entries if time_based(r)).items())},
-        "signed_read_per_case": {**_figures(span("read_each"), n), "stages_seen": dict(stages)},
-        "attribution": {
-            "event_source_emulation_ops": sorted(EMULATION_OPS),
-            "emulation_ops_called_by_hub_code": emulation_ops_in_hub_code(),
-        },
+        "time_based_reads_per_second": time_based_rates(case_entries, window_s),
+        "signed_read_per_case": {**figures(span("read_each"), n), "stages_seen": dict(stages)},
+        "attribution": attribution(),
         "personal_data_in_hub_log": any(x in hub_log for x in ("11010519491231002X", "110105195001010039")),
         "warnings": problems,
         "notes": [
@@ -373,26 +258,19 @@ def summary(result: dict[str, Any]) -> list[str]:
         f"{sum(result['deliveries_per_case'].values()):g} deliveries per case "
         f"(states {result['delivery_states_per_case']}), {result['recorded_requests']} requests recorded in "
         f"{result['counting_window_seconds']} s",
-        f"  per case: writes {pc['writes']} (hub code {pc['writes_by_hub_code']}, event-source emulation "
-        f"{pc['writes_by_event_source_emulation']}); reads {pc['reads']} (hub code event-driven "
-        f"{pc['reads_by_hub_code_event_driven']}, hub code time-based {pc['reads_by_hub_code_time_based']}, "
-        f"emulation {pc['reads_by_event_source_emulation']})",
+        totals_line("case", pc),
         f"  per inbound event: {result['per_inbound_event']}; per delivery: {result['per_delivery']}",
+        f"  dead letters routing recorded for want of a partner (never sent), per case: "
+        f"{result['unroutable_dead_letters_per_case']}",
     ]
-    lines += [f"    write (hub)       {k}: {v}" for k, v in pc["hub_code_writes_by_operation_table_and_item"].items()]
-    lines += [f"    write (emulation) {k}: {v}" for k, v in pc["emulation_writes_by_operation_and_table"].items()]
-    lines += [f"    read  (hub, event) {k}: {v}" for k, v in pc["hub_code_event_driven_reads_by_operation_and_table"].items()]
-    lines += [f"    read  (time)       {k}: {v}" for k, v in pc["time_based_reads_by_operation_and_table"].items()]
+    lines += breakdown_lines(pc, every_kind=True)
     for phase, f in result["per_phase_per_case"].items():
-        lines.append(f"  phase {phase:<6} ({f['seconds']} s): hub writes {f['writes_by_hub_code']} "
-                     f"{f['hub_code_writes_by_operation_table_and_item']}, emulation writes "
-                     f"{f['writes_by_event_source_emulation']}, event-driven reads {f['reads_by_hub_code_event_driven']}")
+        lines.append(phase_line(phase, f))
     sr = result["signed_read_per_case"]
     lines.append(f"  one signed case read: writes {sr['writes_by_hub_code']} {sr['hub_code_writes_by_operation_table_and_item']}, "
                  f"event-driven reads {sr['reads_by_hub_code_event_driven']} "
                  f"{sr['hub_code_event_driven_reads_by_operation_and_table']}; stages {sr['stages_seen']}")
-    lines.append("  time-based reads per second: " + ", ".join(
-        f"{k} {v}" for k, v in result["time_based_reads_per_second"].items()))
+    lines.append(rates_line(result["time_based_reads_per_second"]))
     lines.append(f"  recorder: {result['recovered_joined_entries']} entries recovered from shared lines, "
                  f"{result['unparseable_recording_lines']} unreadable")
     lines += [f"  WARNING: {w}" for w in result["warnings"]]
@@ -406,10 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="land revenue in fen (0: none; then the obligor gets no bill)")
     args = parser.parse_args(argv)
     result = run(max(1, min(args.cases, 100)), args.land_revenue or None)
-    path = write_result(NAME, result)
-    print("\n".join(summary(result)))
-    print(f"  → {path.relative_to(REPO)}")
-    return 0
+    return publish_result(NAME, result, summary)
 
 
 if __name__ == "__main__":
