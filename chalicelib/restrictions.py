@@ -22,8 +22,11 @@ several units) goes
 A registry's restriction.recorded is the registry's truth: one for an order the hub never forwarded
 (an older seizure, one made at the counter) enters the index too, without a court. A recorded seizure
 binds when its kind is seize or pre_seizure; a waiting-list seizure is listed (flagged, not binding)
-until the registry records its promotion. The unit is *blocked* while any seizure binds: applications
-on it are not told they may book (`is_blocked`), and `active_flags` lists every recorded seizure.
+until the registry records its promotion. The unit is *blocked* while any seizure binds or waits:
+applications on it are not told they may book (`is_blocked`), and `active_flags` lists every recorded
+seizure. A waiting one blocks too because it takes effect by law the moment the one ahead is lifted
+(the Supreme People's Court's rules on seizure in civil enforcement: 轮候查封 becomes effective
+automatically on the prior one's release), before the registry gets round to recording it.
 
 Flags: when a seizure is recorded (or promoted) every watch gets `restriction.flagged` raised, to the
 watch's registry; an application that starts watching a unit with recorded seizures gets them at once.
@@ -126,7 +129,7 @@ class UnitIndex(Case):
                       key=lambda s: (s["state"] != "recorded", s.get("rank") or 999, s.get("recorded_at") or ""))
 
     def blocked(self) -> bool:
-        return any(s["state"] == "recorded" for s in self.seizures.values())
+        return any(s["state"] in ACTIVE for s in self.seizures.values())
 
     def flags(self) -> list[dict[str, Any]]:
         """Every recorded seizure, in case.ready_to_book's `restriction_flags` shape (binding ones first)."""
@@ -236,7 +239,7 @@ def active_flags(unit_code: str) -> list[dict[str, Any]]:
 
 
 def is_blocked(unit_code: str) -> bool:
-    """True while a seizure recorded as binding (查封, 预查封) is on the unit."""
+    """True while a seizure recorded as binding (查封, 预查封) or waiting behind one (轮候) is on the unit."""
     index = load(unit_code)
     return bool(index and index.blocked())
 

@@ -221,7 +221,7 @@ def test_a_second_courts_seizure_waits_behind_the_first_and_is_promoted_when_it_
 
     first, second = "(2026)京0105执保401号", "(2026)京0105执保402号"
     seized(courts, first, "CF-110105-2026-0401")
-    courts.send("bj-registry", "application.submitted", application("BJ-QUEUE-1", "obligee_pays_all"))
+    transfer_to_cleared(courts, "BJ-QUEUE-1")  # paid and cleared: only the seizures hold it back
     # Another court (here Shenzhen's) seizes the same Beijing unit: accepted, forwarded, expected to wait.
     courts.send("sz-court", "seizure.ordered",
                 seize(second, papers=courts.papers("sz-court"), court_uscc="11440300000000001R"))
@@ -241,7 +241,10 @@ def test_a_second_courts_seizure_waits_behind_the_first_and_is_promoted_when_it_
     courts.send("bj-court", "seizure.ordered", release("(2026)京0105解401号", first, papers=courts.papers("bj-court")))
     courts.send("bj-registry", "restriction.recorded", recorded("(2026)京0105解401号", "CF-110105-2026-0401",
                                                                action="released", kind=None, rank=None))
-    assert restrictions.is_blocked(BJ_UNIT) is False  # a waiting-list seizure is listed, not binding
+    # The waiting seizure takes effect by law when the one ahead is lifted: the unit stays blocked, and the
+    # transfer is not told it may book in the gap before the registry records the promotion.
+    assert restrictions.is_blocked(BJ_UNIT) is True
+    assert courts.sent("case.ready_to_book", case_id="BJ-QUEUE-1") == []
     courts.send("bj-registry", "restriction.recorded", recorded(second, "CF-110105-2026-0402", rank=1))
     assert restrictions.is_blocked(BJ_UNIT) is True
     assert [r["status"] for r in courts.sent("seizure.receipt", "sz-court")] == ["forwarded", "waiting_list", "recorded"]
