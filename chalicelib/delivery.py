@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from chalicelib import aws, signatures
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import log_keys, logger, metrics
 from chalicelib.partners import get_directory
 from chalicelib.settings import get_settings
 
@@ -168,8 +168,7 @@ def attempt(delivery_id: str, now: float | None = None) -> str:
         headers = {"content-type": "application/json", "user-agent": "registration-hub/1",
                    **signatures.signed_headers(directory.hub_secret(), delivery_id, stamp, item["body"])}
         status, outcome = _post(partner.endpoint, headers, item["body"], settings.delivery_timeout_s)
-    logger.append_keys(delivery_id=delivery_id, partner_id=item["partner_id"])
-    logger.set_correlation_id(item["event_id"])
+    log_keys(delivery_id=delivery_id, partner_id=item["partner_id"], correlation_id=item["event_id"])
     if status is not None and 200 <= status < 300:
         _finish(delivery_id, seen, now, status)
         logger.info("delivered", extra={"event_type": item["type"], "attempt": seen + 1, "status": status})

@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from chalicelib import event_store, ids, signatures
 from chalicelib.errors import HubError
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import log_keys, logger, metrics
 from chalicelib.partners import Partner, get_directory
 from chalicelib.settings import get_settings
 
@@ -102,7 +102,7 @@ def verified_request(partner_id: str, headers: Mapping[str, str], raw_body: byte
     signatures.verify(partner.secrets if partner else None, msg_id, stamp, signature_header, text,
                       now, settings.timestamp_tolerance_s)
     assert partner is not None
-    logger.append_keys(partner_id=partner.id, webhook_id=msg_id)
+    log_keys(partner_id=partner.id, webhook_id=msg_id)
     return partner, msg_id, text
 
 
@@ -134,7 +134,7 @@ def accept(partner_id: str, headers: Mapping[str, str], raw_body: bytes, now: fl
             logger.warning("webhook-id reused with a different body", extra={"event_id": stored.event_id})
         metrics.add_metric(name="DuplicateEvents", unit="Count", value=1)
         return _duplicate_answer(stored)
-    logger.set_correlation_id(event.event_id)
+    log_keys(correlation_id=event.event_id)
     logger.info("event accepted", extra={"event_type": event.type, "payload_sha256": event.payload_sha256})
     metrics.add_metric(name="EventsAccepted", unit="Count", value=1)
     return 202, answer

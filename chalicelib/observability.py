@@ -15,3 +15,11 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(service="hub-core", utc=True)
 metrics = Metrics(namespace="RegistrationHub", service="hub-core")
+
+
+def log_keys(**keys: object) -> None:
+    """Keys for the log lines of the rest of this invocation (a partner id, a webhook id, the correlation
+    id…). Kept per thread, not on the shared formatter: local mode serves requests and drives handlers
+    in threads of one process, where process-wide keys would end up on another request's lines. The
+    Chalice middleware's `inject_lambda_context(clear_state=True)` clears them at each invocation."""
+    logger.thread_safe_append_keys(**keys)

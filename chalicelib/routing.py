@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib import ids
 from chalicelib.errors import HubError
 from chalicelib.event_store import StoredEvent
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import log_keys, logger, metrics
 from chalicelib.partners import Partner, PartnerDirectory, get_directory
 
 
@@ -173,7 +173,7 @@ def handle_stream_batch(event: dict[str, Any]) -> dict[str, Any]:
             return
         image = record.raw_event["dynamodb"]["NewImage"]
         stored = StoredEvent.from_item(image)
-        logger.set_correlation_id(stored.event_id)
+        log_keys(correlation_id=stored.event_id)
         route(stored)
         flows.handle(stored)
 
