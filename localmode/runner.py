@@ -65,6 +65,25 @@ def _refuse_malformed_bearer_tokens() -> None:
     local.LocalGatewayAuthorizer._decode_jwt_payload = decode_or_refuse
 
 
+def _decode_path_parameters() -> None:
+    """API Gateway hands a Lambda its path parameters percent-decoded; chalice local hands them as they
+    came, so an id a partner had to encode (and signed decoded) would not be the id the hub reads."""
+    from urllib.parse import unquote
+
+    from chalice import local
+
+    match = local.RouteMatcher.match_route
+    if getattr(match, "decodes", False):
+        return
+
+    def match_and_decode(self, url: str) -> local.MatchResult:
+        found = match(self, url)
+        return found._replace(captured={k: unquote(v) for k, v in found.captured.items()})
+
+    match_and_decode.decodes = True  # type: ignore[attr-defined]
+    local.RouteMatcher.match_route = match_and_decode
+
+
 def main() -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "cn-north-1")
     os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
@@ -158,6 +177,7 @@ def main() -> int:
                                  float(os.environ.get("HUB_AUDIT_INTERVAL", "2")), region, "audit_sequence"))
 
     _refuse_malformed_bearer_tokens()
+    _decode_path_parameters()
     server = create_local_server(app_module.app, Config(chalice_stage="dev"), "127.0.0.1", port)
     handler = server.server.RequestHandlerClass  # functools.partial(ChaliceRequestHandler, app_object=…, config=…)
     server.server.RequestHandlerClass = functools.partial(_no_delay_handler(handler.func), *handler.args,

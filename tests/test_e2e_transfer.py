@@ -98,13 +98,14 @@ class World:
         assert status == 202, (event_type, status, answer)
         return answer
 
-    def read(self, partner_id: str, case_id: str) -> dict:
-        """The signed case read of chalicelib/reads.py: the request line signed in place of a body."""
+    def read(self, partner_id: str, case_id: str, url_id: str | None = None) -> dict:
+        """The signed case read of chalicelib/reads.py: the request line signed in place of a body (with
+        the id as it is; `url_id` is how the URL spells it, percent-encoded or not)."""
         nonce = f"read_{uuid.uuid4().hex}"
         stamp = int(time.time())
         signature = Webhook(secret_of(self.doc, partner_id)).sign(
             nonce, datetime.fromtimestamp(stamp, tz=timezone.utc), f"GET /v1/cases/{case_id}")
-        status, body = http("GET", f"{self.hub.url}/v1/cases/{case_id}", headers={
+        status, body = http("GET", f"{self.hub.url}/v1/cases/{url_id or case_id}", headers={
             "hub-partner-id": partner_id, "webhook-id": nonce, "webhook-timestamp": str(stamp),
             "webhook-signature": signature})
         assert status == 200, (status, body)
@@ -266,3 +267,13 @@ def test_a_payment_with_a_wrong_total_is_held_and_the_case_never_becomes_ready(w
     assert inbox.find(case_id, "case.ready_to_book") == []
     case = world.read("bj-registry", case_id)
     assert case["stage"] == "awaiting_payment" and case["clearance"] is None and case["booking"] is None
+
+
+def test_a_case_read_by_a_percent_encoded_id_is_the_same_read(world):
+    """API Gateway decodes path parameters before the hub sees them; local mode does the same, so the
+    request line the partner signed (with the id as it is) matches what the hub checks."""
+    case_id = _case_id("ENC")
+    world.post("bj-registry", "application.submitted", _submitted(case_id, "obligee_pays_all", None))
+    world.inbox.wait(case_id, "nontax.bill_requested", "bj-fiscal")  # the case exists once its bill is asked for
+    encoded = "".join(f"%{byte:02X}" for byte in case_id.encode())
+    assert world.read("bj-registry", case_id, url_id=encoded)["case_id"] == case_id
