@@ -46,6 +46,11 @@ class Case:
         return f"{self.case_id}#{self.unit_code}"
 
     @property
+    def ref(self) -> tuple[str, str]:
+        """What `routing.emit` makes the case key of a delivery from: (case_id, unit_code)."""
+        return self.case_id, self.unit_code
+
+    @property
     def key(self) -> dict[str, Any]:
         return {"pk": {"S": _pk(self.case_id)}, "sk": {"S": f"{self.unit_code}#record"}}
 
@@ -149,10 +154,23 @@ def items(case_id: str, unit_code: str, kind: str) -> list[dict[str, Any]]:
     return found
 
 
+def _item_key(case_id: str, unit_code: str, kind: str, item_id: str) -> dict[str, Any]:
+    return {"pk": {"S": _pk(case_id)}, "sk": {"S": f"{unit_code}#{kind}#{item_id}"}}
+
+
+def item(case_id: str, unit_code: str, kind: str, item_id: str) -> tuple[dict[str, Any], str | None] | None:
+    """One ledger entry, hold or risk and the operator list it is on (None when on none), or None."""
+    found = _dynamo().get_item(TableName=_table(), Key=_item_key(case_id, unit_code, kind, item_id),
+                               ConsistentRead=True).get("Item")
+    if found is None:
+        return None
+    return json.loads(found["entry"]["S"]), found.get("list_key", {}).get("S")
+
+
 def put_once(case_id: str, unit_code: str, kind: str, item_id: str, entry: dict[str, Any],
              listed: str | None = None) -> bool:
     """Write a ledger entry, hold or risk exactly once. `listed` puts it on an operator list."""
-    item = {"pk": {"S": _pk(case_id)}, "sk": {"S": f"{unit_code}#{kind}#{item_id}"},
+    item = {**_item_key(case_id, unit_code, kind, item_id),
             "entry": {"S": json.dumps(entry, ensure_ascii=False, separators=(",", ":"))}}
     if listed:
         item.update({"list_key": {"S": listed}, "listed_at": {"N": repr(time.time())}})
@@ -163,6 +181,37 @@ def put_once(case_id: str, unit_code: str, kind: str, item_id: str, entry: dict[
         if aws.is_conditional_check_failure(exc):
             return False
         raise
+
+
+def unlist(case_id: str, unit_code: str, kind: str, item_id: str, *, listed: str | None = None,
+           moved_to: str | None = None, entry: dict[str, Any] | None = None) -> bool:
+    """Take an item that `put_once` listed off its operator list: conditionally on its being on `listed`
+    (when given), else on its existing. `moved_to` lists it on another list instead, from now (an open
+    hold becomes a released one); `entry` replaces its entry. False when it is not there (or not on `listed`)."""
+    names, values, sets = {}, {}, []
+    if entry is not None:
+        names["#entry"] = "entry"
+        values[":entry"] = {"S": json.dumps(entry, ensure_ascii=False, separators=(",", ":"))}
+        sets.append("#entry = :entry")
+    if moved_to:
+        values.update({":moved": {"S": moved_to}, ":now": {"N": repr(time.time())}})
+        sets.append("list_key = :moved, listed_at = :now")
+    expression = " ".join(([f"SET {', '.join(sets)}"] if sets else [])
+                          + ([] if moved_to else ["REMOVE list_key, listed_at"]))
+    condition = "attribute_exists(sk)"
+    if listed:
+        condition = "list_key = :listed"
+        values[":listed"] = {"S": listed}
+    extra = {**({"ExpressionAttributeNames": names} if names else {}),
+             **({"ExpressionAttributeValues": values} if values else {})}
+    try:
+        _dynamo().update_item(TableName=_table(), Key=_item_key(case_id, unit_code, kind, item_id),
+                              UpdateExpression=expression, ConditionExpression=condition, **extra)
+    except Exception as exc:
+        if aws.is_conditional_check_failure(exc):
+            return False
+        raise
+    return True
 
 
 def listed(list_key: str, limit: int = 1000) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@
    `rejected` with a reason. The storage policy is not trusted: size, type, expiry and hash are
    checked here even though S3 also refuses a PUT whose signed Content-Length / Content-Type differ or
    whose link has expired (moto checks none of those).
-3. `get`, `require_verified` (what a relay calls before it forwards a reference), `download_url`.
+3. `get`, `require_verified` (what a relay calls before it forwards a reference), `require_verified_upload`
+   (the same, for the partner's own upload: a rejection says why), `download_url`.
 
 Storage: one item per document in the documents table (key `document_id`). The document id is
 derived from (partner, webhook-id), so the record is also the dedup key: no second item, no
@@ -42,7 +43,7 @@ from pydantic_core import PydanticCustomError
 
 from chalicelib import aws
 from chalicelib.errors import HubError
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import log_keys, logger, metrics
 from chalicelib.partners import PARTNER_ID_PATTERN
 from chalicelib.settings import get_settings
 
@@ -468,7 +469,7 @@ def verify_object(bucket: str, key: str, version_id: str | None = None, now: flo
     if doc is None or doc.partner_id != found.group("partner") or doc.key != key:
         logger.warning("object with no document record ignored", extra={"key": key})
         return None
-    logger.append_keys(document_id=doc.document_id)
+    log_keys(document_id=doc.document_id)
     if doc.state != PENDING:
         return _recheck_final(doc, bucket, key, now)
 
@@ -588,6 +589,20 @@ def require_verified(document_ref: Mapping[str, Any], *, field: str = "document"
         if type(offered) is not type(getattr(doc, name)) or offered != getattr(doc, name):
             raise _refuse(f"{field}.{name}", "mismatch", f"differs from the verified document's {name}")
     return doc
+
+
+def require_verified_upload(document_ref: Mapping[str, Any], *, field: str, partner_id: str) -> Document:
+    """`require_verified` of a document the partner says it uploaded itself. When the verifier rejected
+    that upload, the detail says why (hash_mismatch, size_mismatch, upload_expired…): a reason code,
+    never a value, and only to the partner that uploaded it."""
+    try:
+        return require_verified(document_ref, field=field, partner_id=partner_id)
+    except HubError as exc:
+        found = get(document_ref.get("document_id")) if isinstance(document_ref, Mapping) else None
+        if found is not None and found.partner_id == partner_id and found.state == REJECTED and found.reason:
+            exc.details = [{"field": f"{field}.document_id", "code": found.reason,
+                            "message": f"the uploaded document was rejected: {found.reason}"}]
+        raise
 
 
 def download_url(doc_id: str, expires_s: int = 900) -> str:

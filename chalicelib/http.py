@@ -42,11 +42,4 @@ def receive_event(partner_id: str, headers: Mapping[str, str], raw_body: bytes) 
 def read_case(case_id: str, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
     from chalicelib import reads
 
-    try:
-        partner = reads.authenticate(headers, "GET", f"/v1/cases/{case_id}")
-        return 200, reads.case_view(case_id, partner)
-    except HubError as exc:
-        return exc.status, exc.body()
-    except Exception:
-        logger.exception("case read failed")
-        return 503, HubError(503, "temporarily_unavailable", "The hub could not answer; retry later.").body()
+    return reads.answer("GET", f"/v1/cases/{case_id}", headers, lambda partner: reads.case_view(case_id, partner))

@@ -19,7 +19,6 @@ a refund, which the transfer flow books as any other.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -404,44 +403,28 @@ def partner_health(sample: int = HEALTH_SAMPLE) -> dict[str, Any]:
 # the audit log
 
 
-def _head() -> Any:
-    from chalicelib.audit import log
-
-    head = log.read_head()
-    if head is None:
-        raise HubError(404, "audit_log_not_started", "The audit log has no checkpoint yet; retry in a few seconds.")
-    return head
-
-
 def audit_checkpoint() -> dict[str, Any]:
     """The latest signed checkpoint, as partners read it (GET /v1/audit/checkpoint)."""
-    from chalicelib.audit import leaves
+    from chalicelib.audit import api
 
-    head = _head()
-    return {"origin": get_settings().audit_origin, "tree_size": head.size,
-            "root_hash": base64.b64encode(head.root).decode(), "checkpoint": head.checkpoint,
-            "verifier_key": head.verifier_key, "integrated_at": leaves.iso(head.integrated_at)}
+    return api.checkpoint_of(api.latest_head())
 
 
 def audit_proof(ref: str) -> dict[str, Any]:
     """Inclusion proofs of every leaf of a reference (event id, delivery id, operator action id) in the
     tree of the latest checkpoint, in the shape of GET /v1/audit/inclusion (tools/verify_audit.py reads it)."""
-    from chalicelib.audit import log, tree
+    from chalicelib.audit import api, log
 
     _check_ref(ref, "ref")
-    head = _head()
+    head = api.latest_head()
     items = log.leaves_of(ref)
     if not items:
         raise HubError(404, "leaf_not_found", "No audit leaf with this reference.")
-    included = sorted((int(i["index"]["N"]), i["leaf"]["S"]) for i in items if "index" in i)
-    if not included:
+    proven = api.proven_leaves(items, head.size, head)
+    if not proven:
         raise HubError(409, "not_yet_sequenced", "Leaves are sequenced within seconds; ask again.")
-    source = log.tile_store().hashes_at(head.size)
     return {"ref": ref, "tree_size": head.size, "checkpoint": head.checkpoint, "verifier_key": head.verifier_key,
-            "leaves": [{"leaf_index": index, "leaf": text,
-                        "inclusion_path": [base64.b64encode(h).decode()
-                                           for h in tree.inclusion_proof(index, head.size, source)]}
-                       for index, text in included]}
+            "leaves": proven}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -495,31 +478,18 @@ def release_hold(operator: str, case_id: str, hold_id: str, reason: str,
         raise HubError(422, "invalid_hold_id", "A hold id is one that the holds list shows.",
                        [{"field": "hold_id", "code": "invalid_format", "message": "1-256 printable characters"}])
     case = _one_case(case_id, unit_code)
-    key = {"pk": {"S": f"case#{case.case_id}"}, "sk": {"S": f"{case.unit_code}#hold#{hold_id}"}}
-    ddb = aws.client("dynamodb")
-    item = ddb.get_item(TableName=get_settings().cases_table, Key=key, ConsistentRead=True).get("Item")
-    if item is None:
+    found = cases.item(case.case_id, case.unit_code, "hold", hold_id)
+    if found is None:
         raise HubError(404, "hold_not_found", "No hold with this id on the case.")
-    if item.get("list_key", {}).get("S") != _HOLD_STATES["open"]:
+    held, list_key = found
+    if list_key != _HOLD_STATES["open"]:
         raise HubError(409, "hold_not_open", "The hold was released already.")
-    held = json.loads(item["entry"]["S"])
     action_id = _record(operator, "hold.release", _target(case.case_id, case.unit_code, "hold", hold_id),
                         {"reason": reason, "hold_id": hold_id, "hold_reason": held.get("reason")})
-    now = time.time()
-    entry = {**held, "released": {"by": operator, "reason": reason, "at": now, "action_id": action_id}}
-    try:
-        ddb.update_item(TableName=get_settings().cases_table, Key=key,
-                        UpdateExpression="SET #entry = :entry, list_key = :released, listed_at = :now",
-                        ConditionExpression="list_key = :open",
-                        ExpressionAttributeNames={"#entry": "entry"},
-                        ExpressionAttributeValues={
-                            ":entry": {"S": json.dumps(entry, ensure_ascii=False, separators=(",", ":"))},
-                            ":released": {"S": _HOLD_STATES["released"]}, ":open": {"S": _HOLD_STATES["open"]},
-                            ":now": {"N": repr(now)}})
-    except Exception as exc:
-        if aws.is_conditional_check_failure(exc):
-            raise HubError(409, "hold_not_open", "Someone released it first.") from None
-        raise
+    entry = {**held, "released": {"by": operator, "reason": reason, "at": time.time(), "action_id": action_id}}
+    if not cases.unlist(case.case_id, case.unit_code, "hold", hold_id, listed=_HOLD_STATES["open"],
+                        moved_to=_HOLD_STATES["released"], entry=entry):
+        raise HubError(409, "hold_not_open", "Someone released it first.")
     logger.info("hold released", extra={"case_hold": hold_id, "reason": reason, "action_id": action_id})
     return {"case_id": case.case_id, "unit_code": case.unit_code, "hold": entry, "action_id": action_id}
 

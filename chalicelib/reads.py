@@ -15,10 +15,11 @@ part in; for any other case the answer is the same 404 as for a case that does n
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from chalicelib import aws, cases, signatures
 from chalicelib.errors import HubError, unauthenticated
+from chalicelib.observability import logger
 from chalicelib.partners import Partner, get_directory
 from chalicelib.settings import get_settings
 
@@ -48,6 +49,23 @@ def authenticate(headers: Mapping[str, str], method: str, path: str, now: float 
             raise unauthenticated() from None  # a replayed read
         raise
     return partner
+
+
+def answer(method: str, path: str, headers: Mapping[str, str], build: Callable[[Partner], dict[str, Any]]
+           ) -> tuple[int, dict[str, Any]]:
+    """A signed read's (status, body): the partner authenticated for this request line, then `build(partner)`.
+
+    A refusal (`HubError`, from the signature or from `build`) is answered as it is; anything else is
+    storage or configuration trouble, not the partner's fault: a 503 so that it retries.
+    """
+    try:
+        return 200, build(authenticate(headers, method, path))
+    except HubError as exc:
+        return exc.status, exc.body()
+    except Exception:
+        # The resource's name only (cases, relays, audit…): the rest of the path is the partner's text.
+        logger.exception("signed read failed", extra={"read": path.split("/")[2] if path.count("/") > 1 else path})
+        return 503, HubError(503, "temporarily_unavailable", "The hub could not answer; retry later.").body()
 
 
 def case_view(case_id: str, partner: Partner) -> dict[str, Any]:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
+from chalicelib import reads
 from chalicelib.audit import leaves, log, tree
 from chalicelib.errors import HubError
-from chalicelib.observability import logger
 from chalicelib.partners import Partner
 from chalicelib.settings import get_settings
 
@@ -35,19 +35,8 @@ def _b64(values: list[bytes]) -> list[str]:
     return [base64.b64encode(v).decode() for v in values]
 
 
-def _answer(path: str, headers: Mapping[str, str], build: Callable[[Partner], dict[str, Any]]) -> tuple[int, dict]:
-    from chalicelib import reads
-
-    try:
-        return 200, build(reads.authenticate(headers, "GET", path))
-    except HubError as exc:
-        return exc.status, exc.body()
-    except Exception:
-        logger.exception("audit read failed")
-        return 503, HubError(503, "temporarily_unavailable", "The hub could not answer; retry later.").body()
-
-
-def _head() -> log.Head:
+def latest_head() -> log.Head:
+    """The head of the latest checkpoint, or 404 before the sequencer's first."""
     head = log.read_head()
     if head is None:
         raise HubError(404, "audit_log_not_started", "The audit log has no checkpoint yet; retry in a few seconds.")
@@ -65,43 +54,52 @@ def _size(text: str, field: str, head: log.Head, least: int) -> int:
     return size
 
 
-def read_checkpoint(headers: Mapping[str, str]) -> tuple[int, dict]:
-    def build(partner: Partner) -> dict[str, Any]:
-        head = _head()
-        return {"origin": get_settings().audit_origin, "tree_size": head.size,
-                "root_hash": base64.b64encode(head.root).decode(), "checkpoint": head.checkpoint,
-                "verifier_key": head.verifier_key, "integrated_at": leaves.iso(head.integrated_at)}
+def checkpoint_of(head: log.Head) -> dict[str, Any]:
+    """A checkpoint as partners (and operators) read it, with the key that verifies it."""
+    return {"origin": get_settings().audit_origin, "tree_size": head.size,
+            "root_hash": base64.b64encode(head.root).decode(), "checkpoint": head.checkpoint,
+            "verifier_key": head.verifier_key, "integrated_at": leaves.iso(head.integrated_at)}
 
-    return _answer("/v1/audit/checkpoint", headers, build)
+
+def proven_leaves(items: list[dict[str, Any]], size: int, head: log.Head) -> list[dict[str, Any]]:
+    """The leaves of `items` (`log.leaves_of`) sequenced into the tree of `size` leaves, oldest first, each
+    with its inclusion path in that tree; [] when none is yet."""
+    included = sorted((int(i["index"]["N"]), i["leaf"]["S"]) for i in items
+                      if "index" in i and int(i["index"]["N"]) < size)
+    if not included:
+        return []
+    source = log.tile_store().hashes_at(head.size)
+    return [{"leaf_index": index, "leaf": text, "inclusion_path": _b64(tree.inclusion_proof(index, size, source))}
+            for index, text in included]
+
+
+def read_checkpoint(headers: Mapping[str, str]) -> tuple[int, dict]:
+    return reads.answer("GET", "/v1/audit/checkpoint", headers, lambda partner: checkpoint_of(latest_head()))
 
 
 def read_inclusion(ref: str, tree_size: str | None, headers: Mapping[str, str]) -> tuple[int, dict]:
     path = f"/v1/audit/inclusion/{ref}" + (f"/{tree_size}" if tree_size is not None else "")
 
     def build(partner: Partner) -> dict[str, Any]:
-        head = _head()
+        head = latest_head()
         size = head.size if tree_size is None else _size(tree_size, "tree_size", head, 1)
         items = log.leaves_of(ref) if _REF.fullmatch(ref or "") else []
         visible = [item for item in items if _may_see(partner, item)]
         if not visible:
             raise HubError(404, "leaf_not_found", "No audit leaf with this reference that you may see.")
-        included = sorted((int(i["index"]["N"]), i["leaf"]["S"]) for i in visible
-                          if "index" in i and int(i["index"]["N"]) < size)
-        if not included:
+        proven = proven_leaves(visible, size, head)
+        if not proven:
             raise HubError(409, "not_yet_sequenced", "Leaves are sequenced within seconds; ask again, "
                            "or at a larger tree size.")
-        source = log.tile_store().hashes_at(head.size)
         return {"ref": ref, "tree_size": size, "checkpoint": head.checkpoint if size == head.size else None,
-                "leaves": [{"leaf_index": index, "leaf": text,
-                            "inclusion_path": _b64(tree.inclusion_proof(index, size, source))}
-                           for index, text in included]}
+                "leaves": proven}
 
-    return _answer(path, headers, build)
+    return reads.answer("GET", path, headers, build)
 
 
 def read_consistency(first: str, second: str, headers: Mapping[str, str]) -> tuple[int, dict]:
     def build(partner: Partner) -> dict[str, Any]:
-        head = _head()
+        head = latest_head()
         new = _size(second, "second", head, 0)
         old = _size(first, "first", head, 0)
         if old > new:
@@ -111,7 +109,7 @@ def read_consistency(first: str, second: str, headers: Mapping[str, str]) -> tup
         return {"first": old, "second": new, "proof": _b64(proof),
                 "checkpoint": head.checkpoint if new == head.size else None}
 
-    return _answer(f"/v1/audit/consistency/{first}/{second}", headers, build)
+    return reads.answer("GET", f"/v1/audit/consistency/{first}/{second}", headers, build)
 
 
 def _may_see(partner: Partner, item: dict[str, Any]) -> bool:

@@ -16,6 +16,9 @@ partner that takes part in it. Every module of this package is a flow and is imp
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 HANDLERS: dict[str, list[Callable[[Any], None]]] = {}
@@ -98,6 +101,37 @@ def sweep(now: float | None = None) -> dict[str, int]:
 
     counts = {name: sweeper(now) for name, sweeper in sorted(SWEEPERS.items())}
     return {**counts, **clocks.sweep_overdue(now, send_overdue)}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
+
+
+def digest(value: Any) -> str:
+    """What tells a repeat from new content: SHA-256 of the canonical JSON of a fact."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+                          ).hexdigest()
+
+
+def send(source_event_id: str, purpose: str, event_type: str, data: dict[str, Any], targets: list,
+         case_ref: tuple[str, str] | None) -> int:
+    """How a flow sends: the outbound model validates `data`, then `routing.emit` (the only way anything
+    leaves) delivers it to each target under the case key `case_ref` (`case.ref`). With no target it is a
+    dead letter operators see: permanent, not retried. Purposes are deterministic, so a re-run of the
+    same source event writes nothing new."""
+    from chalicelib import delivery, routing
+    from chalicelib.models import validate_data
+
+    canonical = validate_data(event_type, data, direction="outbound").model_dump(mode="json", exclude_none=True)
+    if not targets:
+        delivery.record_unroutable_id(f"unroutable-{source_event_id}-{purpose}", source_event_id, purpose,
+                                      event_type, "no partner to receive it")
+        return 0
+    return routing.emit(source_event_id, purpose, event_type, canonical, targets, case_ref)
 
 
 def send_overdue(breach: dict[str, Any]) -> int:

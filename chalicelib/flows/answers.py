@@ -6,16 +6,18 @@ module holds the rule they share: an answer about an application the hub does no
 at the door (422), as any other fact about an unknown case is, rather than accepted and stranded.
 
 - with `request_id`: an application the hub filed (`cases.index_ref("request", …)`); the owning
-  flow's check then verifies the registry and the unit (notary.py, mortgage.py);
+  flow's check then verifies the registry, the unit, the outcome and the e-certificates with
+  `check_filed_answer` (notary.py, mortgage.py), and its handlers find the case with `filed_case`;
 - without: a one-window case of the registry's city (flows/transfer.py);
 - a pre-registration the registry booked on its own (`service: preregistration`) is news for the
   buyer's bank and tax (flows/mortgage.py), so it needs no case here.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from chalicelib import cases
+from chalicelib import cases, documents
+from chalicelib.cases import Case
 from chalicelib.errors import HubError
 from chalicelib.flows import checks
 
@@ -43,4 +45,41 @@ def check_known_application(partner: Any, data: dict[str, Any]) -> str | None:
         raise HubError(422, "application_already_decided", f"The application was {decided} already.",
                        [{"field": "data.case_id", "code": "application_already_decided",
                          "message": f"recorded as {decided}"}])
+    return case.key_text
+
+
+def filed_case(request_id: str | None, flow: str) -> Case | None:
+    """The case of `flow` that filed the application `request_id`; None for none, or another flow's."""
+    ref = cases.case_of_ref(REQUEST_REF, request_id) if request_id else None
+    case = cases.load(*ref) if ref else None
+    return case if case is not None and case.doc.get("flow") == flow else None
+
+
+def check_filed_answer(partner: Any, data: dict[str, Any], flow: str,
+                       filing: Callable[[Case, str], tuple[list[str], str | None] | None]) -> str | None:
+    """The door check of a registry's answer to an application `flow` filed: its case key, or None when
+    the request is not that flow's (another flow's check answers for it).
+
+    `filing(case, request_id)` gives whom that application was filed with and the outcome recorded for
+    it (None while it is open), or None when the case filed no such request. An answer from another
+    registry, or about another unit, gets the same 422 as an unknown request; one contradicting the
+    outcome recorded is refused; an e-certificate must be the registry's own verified upload, since
+    what the applicant gets must be the real one."""
+    case = filed_case(data.get("request_id"), flow)
+    if case is None:
+        return None
+    found = filing(case, data["request_id"])
+    if found is None or partner.id not in found[0] or data["unit_code"] != case.unit_code:
+        raise HubError(422, "unknown_request", "No application with this request id was filed with you for this unit.",
+                       [{"field": "data.request_id", "code": "unknown_request",
+                         "message": "not an application the hub filed with this registry"}])
+    recorded = found[1]
+    if recorded not in (None, "booked" if "booked_at" in data else "rejected"):
+        raise HubError(422, "application_already_decided", f"The application was {recorded} already.",
+                       [{"field": "data.request_id", "code": "application_already_decided",
+                         "message": f"recorded as {recorded}"}])
+    for i, certificate in enumerate(data.get("certificates", [])):
+        if certificate.get("e_certificate"):
+            documents.require_verified_upload(certificate["e_certificate"], partner_id=partner.id,
+                                              field=f"data.certificates.{i}.e_certificate")
     return case.key_text

@@ -31,17 +31,15 @@ signed like a case read) by the asker and the registries asked, and by no one el
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from chalicelib import cases, routing
+from chalicelib import cases
 from chalicelib.cases import UNCHANGED
 from chalicelib.errors import HubError
-from chalicelib.flows import checks, handles
-from chalicelib.flows.relay import Record, _update, link_ttl_s, load
+from chalicelib.flows import checks, digest, handles, iso, now_iso, send
+from chalicelib.flows.relay import Record, link_ttl_s, load, update
 from chalicelib.identifiers import city_of
 from chalicelib.observability import logger, metrics
 from chalicelib.partners import get_directory
@@ -53,17 +51,10 @@ LEGAL_BASES = {"court": ("investigation_order", "assistance_notice", "court_ruli
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # models.common.Ref
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-                          ).hexdigest()
 
 
 def _refuse(code: str, message: str, field: str) -> HubError:
@@ -74,18 +65,6 @@ def _registry_city(asker_city: str, data: dict[str, Any]) -> str:
     return city_of(data["unit_code"]) if data.get("unit_code") else asker_city
 
 
-def _send(source_event_id: str, purpose: str, event_type: str, data: dict[str, Any], targets: list,
-          record: Record) -> int:
-    from chalicelib.models import validate_data
-
-    canonical = validate_data(event_type, data, direction="outbound").model_dump(mode="json", exclude_none=True)
-    if not targets:
-        from chalicelib import delivery
-
-        delivery.record_unroutable_id(f"unroutable-{source_event_id}-{purpose}", source_event_id, purpose,
-                                      event_type, "no partner to receive it")
-        return 0
-    return routing.emit(source_event_id, purpose, event_type, canonical, targets, record.ref)
 
 
 def _link(ref: dict[str, Any] | None, field: str, owner: str) -> list[dict[str, Any]]:
@@ -136,7 +115,7 @@ def _check_requested(partner: Any, data: dict[str, Any]) -> str:
         if record.doc["asker_partner_id"] != partner.id:
             raise _refuse("inquiry_id_in_use", "Another partner's inquiry has this inquiry_id; use another.",
                           "data.inquiry_id")
-        if record.doc["digest"] != _digest(data):
+        if record.doc["digest"] != digest(data):
             raise _refuse("inquiry_already_requested", "This inquiry_id was used for another request; a new "
                           "request takes a new inquiry_id.", "data.inquiry_id")
         return record.key_text  # the same request again: accepted, nothing sent twice
@@ -160,7 +139,7 @@ def _check_answered(partner: Any, data: dict[str, Any]) -> str:
     record = _asked(partner, data["inquiry_id"])
     answer = record.doc["answer"]
     if answer is not None:
-        if answer["partner_id"] == partner.id and answer["digest"] == _digest(data):
+        if answer["partner_id"] == partner.id and answer["digest"] == digest(data):
             return record.key_text  # the same answer again: accepted, nothing sent twice
         raise _refuse("inquiry_already_answered", "This inquiry was answered already.", "data.inquiry_id")
     unit_code = record.doc["unit_code"]
@@ -192,9 +171,9 @@ def on_inquiry_requested(stored: Any) -> None:
               "participants": sorted({asker.id, *(p.id for p in registries)}),
               "legal_basis": {"kind": basis["kind"], "number": basis["number"],
                               "document_id": (basis.get("document") or {}).get("document_id")},
-              "digest": _digest(data), "requested_event": stored.event_id, "received_at": stored.received_at,
+              "digest": digest(data), "requested_event": stored.event_id, "received_at": stored.received_at,
               "refused": None, "answer": None}
-    record, _ = _update(INQUIRY, data["inquiry_id"], lambda r: None if r.is_new else UNCHANGED, create=create)
+    record, _ = update(INQUIRY, data["inquiry_id"], lambda r: None if r.is_new else UNCHANGED, create=create)
     if record.doc["requested_event"] != stored.event_id:
         return  # the same request under another webhook-id: its first event forwarded it
     try:
@@ -202,9 +181,9 @@ def on_inquiry_requested(stored: Any) -> None:
     except HubError as exc:  # the basis document is no longer the verified upload it was at the door
         _refused(record, stored, f"{exc.code}: the legal basis document is not verified")
         return
-    _send(stored.event_id, "forwarded", "inquiry.forwarded", {
+    send(stored.event_id, "forwarded", "inquiry.forwarded", {
         **data, "requester_kind": asker.kind, "requester_partner_id": asker.id, "requester_uscc": asker.uscc,
-        "document_links": links, "received_at": _iso(stored.received_at)}, registries, record)
+        "document_links": links, "received_at": iso(stored.received_at)}, registries, record.ref)
     _clock("start", record, stored.received_at)
     logger.info("inquiry forwarded", extra={"inquiry_id": record.case_id, "registry_city": registry_city,
                                             "legal_basis": basis["kind"], "target": create["target"]})
@@ -219,11 +198,11 @@ def _refused(record: Record, stored: Any, reason: str) -> None:
         r.doc["refused"] = reason
         return None
 
-    _update(INQUIRY, record.case_id, mark)
+    update(INQUIRY, record.case_id, mark)
     asker = get_directory().get(record.doc["asker_partner_id"])
-    _send(stored.event_id, "refused", "inquiry.answered", {
-        "inquiry_id": record.case_id, "outcome": "refused", "refusal_reason": reason, "answered_at": _now_iso(),
-        "city": record.doc["registry_city"]}, [asker] if asker else [], record)
+    send(stored.event_id, "refused", "inquiry.answered", {
+        "inquiry_id": record.case_id, "outcome": "refused", "refusal_reason": reason, "answered_at": now_iso(),
+        "city": record.doc["registry_city"]}, [asker] if asker else [], record.ref)
 
 
 @handles("inquiry.answered")
@@ -234,7 +213,7 @@ def on_inquiry_answered(stored: Any) -> None:
         logger.warning("answer without its inquiry", extra={"inquiry_id": data["inquiry_id"]})
         return
     fact = {"event_id": stored.event_id, "partner_id": stored.partner_id, "outcome": data["outcome"],
-            "records": len(data.get("records", [])), "digest": _digest(data),
+            "records": len(data.get("records", [])), "digest": digest(data),
             "document_id": (data.get("document") or {}).get("document_id"), "answered_at": data["answered_at"],
             "received_at": stored.received_at}
 
@@ -244,7 +223,7 @@ def on_inquiry_answered(stored: Any) -> None:
         r.doc["answer"] = fact
         return None
 
-    record, _ = _update(INQUIRY, data["inquiry_id"], record_answer)
+    record, _ = update(INQUIRY, data["inquiry_id"], record_answer)
     if record.doc["answer"]["event_id"] != stored.event_id:
         if record.doc["answer"]["digest"] != fact["digest"]:
             logger.warning("a second, different answer not applied", extra={"inquiry_id": record.case_id})
@@ -256,8 +235,8 @@ def on_inquiry_answered(stored: Any) -> None:
     except HubError:  # replaced since the door: the answer goes without the document's link
         logger.error("an answer's document is no longer verified", extra={"inquiry_id": record.case_id})
         links = []
-    _send(stored.event_id, "answered", "inquiry.answered", {
-        **data, "city": record.doc["registry_city"], "document_links": links}, [asker] if asker else [], record)
+    send(stored.event_id, "answered", "inquiry.answered", {
+        **data, "city": record.doc["registry_city"], "document_links": links}, [asker] if asker else [], record.ref)
     logger.info("inquiry answered", extra={"inquiry_id": record.case_id, "outcome": data["outcome"]})
 
 
@@ -277,7 +256,7 @@ def inquiry_view(inquiry_id: str, partner: Any) -> dict[str, Any]:
         "inquiry_id": record.case_id, "unit_code": doc["unit_code"], "target": doc["target"], "scope": doc["scope"],
         "state": state, "asker_partner_id": doc["asker_partner_id"], "asker_kind": doc["asker_kind"],
         "registry_city": doc["registry_city"], "participants": doc["participants"], "legal_basis": doc["legal_basis"],
-        "refused": doc["refused"], "received_at": _iso(doc["received_at"]),
+        "refused": doc["refused"], "received_at": iso(doc["received_at"]),
         "answer": {k: answer[k] for k in ("outcome", "records", "partner_id", "answered_at", "document_id")}
         if answer else None,
         "timeline": cases.timeline(INQUIRY, record.case_id),
@@ -288,11 +267,5 @@ def read_inquiry(inquiry_id: str, headers: Mapping[str, str]) -> tuple[int, dict
     """The route's (status, body), signed like a case read (chalicelib/reads.py)."""
     from chalicelib import reads
 
-    try:
-        partner = reads.authenticate(headers, "GET", f"/v1/inquiries/{inquiry_id}")
-        return 200, inquiry_view(inquiry_id, partner)
-    except HubError as exc:
-        return exc.status, exc.body()
-    except Exception:
-        logger.exception("inquiry read failed")
-        return 503, HubError(503, "temporarily_unavailable", "The hub could not answer; retry later.").body()
+    return reads.answer("GET", f"/v1/inquiries/{inquiry_id}", headers,
+                        lambda partner: inquiry_view(inquiry_id, partner))

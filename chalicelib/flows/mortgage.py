@@ -74,12 +74,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib import aws, cases, restrictions
+from chalicelib import aws, cases, documents, restrictions
 from chalicelib.cases import UNCHANGED, Case
 from chalicelib.errors import HubError
-from chalicelib.flows import checks, handles, views
-from chalicelib.flows.relay import _verified, link_ttl_s
-from chalicelib.flows.transfer import _send
+from chalicelib.flows import answers, checks, digest, handles, iso, now_iso, send, views
+from chalicelib.flows.relay import link_ttl_s
 from chalicelib.identifiers import city_of
 from chalicelib.observability import logger, metrics
 from chalicelib.partners import get_directory
@@ -88,24 +87,16 @@ from chalicelib.settings import get_settings
 FLOW = "mortgage"
 PACKAGE = "transfer_with_mortgage"
 MORTGAGEE = "mortgagee"  # the role of the one bank of a single request
-REQUEST_REF = "request"  # shared with the notary flow: the registry's answers name only the request id
 REGISTRATION_STEP = {"first": "mortgage_first", "change": "mortgage_change", "transfer": "mortgage_transfer",
                      "release": "mortgage_release"}
 REGISTERED, RELEASED, SUPERSEDED = "registered", "released", "superseded"
 _CASE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # models.common.CaseId
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
 
-def digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-                          ).hexdigest()
 
 
 def request_digest(data: dict[str, Any]) -> str:
@@ -325,10 +316,10 @@ def tell_banks(case: Case, source_event_id: str, purpose: str, outcome: str, *, 
         if roles is not None and role not in roles:
             continue
         bank = get_directory().get(entry["partner_id"])
-        _send(source_event_id, f"{purpose}-{role}", "registration.result", {
+        send(source_event_id, f"{purpose}-{role}", "registration.result", {
             "case_id": case.case_id, "reference": entry["request_id"], "unit_code": case.unit_code,
             "service": case.doc["service"], "outcome": outcome, "certificates": certificates or [],
-            "reasons": reasons or [], "decided_at": decided_at or _now_iso()}, [bank] if bank else [], case)
+            "reasons": reasons or [], "decided_at": decided_at or now_iso()}, [bank] if bank else [], case.ref)
 
 
 def refuse_case(case: Case, source_event_id: str, reasons: list[dict[str, Any]]) -> Case:
@@ -356,13 +347,11 @@ def refuse_case(case: Case, source_event_id: str, reasons: list[dict[str, Any]])
 def _linked(case: Case) -> list[dict[str, Any]]:
     """Every document of every bank of the case, checked again (still that bank's verified upload),
     with a short-lived download link, as relays and notarizations are handed over."""
-    from chalicelib import documents
-
     ttl = link_ttl_s()
     scans = [(item["field"], item["scan"], entry["partner_id"])
              for _role, entry in sorted(case.doc["requests"].items()) for item in entry["scans"]]
     for field, scan, owner in scans:
-        _verified(scan["document"], field, owner)
+        documents.require_verified_upload(scan["document"], field=field, partner_id=owner)
     expires_at = (datetime.now(timezone.utc) + timedelta(seconds=ttl)).isoformat()
     return [{**scan, "download_url": documents.download_url(scan["document"]["document_id"], ttl),
              "url_expires_at": expires_at} for _field, scan, _owner in scans]
@@ -379,20 +368,20 @@ def file_application(case: Case, source_event_id: str, application: dict[str, An
         refuse_case(case, case.doc["refusal"]["event_id"], case.doc["refusal"]["reasons"])  # a re-run tells again
         return False
     try:
-        documents = _linked(case)
+        linked = _linked(case)
     except HubError as exc:
         refuse_case(case, source_event_id, [{
             "code": "document_not_verified",
             "message": "; ".join(f"{d['field']}: {d['code']}" for d in exc.details)[:500] or exc.message}])
         return False
     registries = [p for p in (get_directory().get(pid) for pid in case.doc["registry_partner_ids"]) if p]
-    cases.index_ref(REQUEST_REF, case.doc["hub_request_id"], case.case_id, case.unit_code)  # before any answer
+    cases.index_ref(answers.REQUEST_REF, case.doc["hub_request_id"], case.case_id, case.unit_code)  # before any answer
     for registry in registries:
         restrictions.watch(case.unit_code, case.key_text, FLOW, registry.id, source_event_id,
                            request_id=case.doc["hub_request_id"])
-    _send(source_event_id, "application", "application.requested",
-          {**application, "request_id": case.doc["hub_request_id"], "source_kind": "bank",
-           "unit_code": case.unit_code, "documents": documents, "requested_at": _now_iso()}, registries, case)
+    send(source_event_id, "application", "application.requested",
+         {**application, "request_id": case.doc["hub_request_id"], "source_kind": "bank",
+          "unit_code": case.unit_code, "documents": linked, "requested_at": now_iso()}, registries, case.ref)
     start_clock(case, registration_stage(case.doc), case.doc["filed"]["at"],
                 registries[0].id if len(registries) == 1 else None)
     logger.info("bank application filed", extra={"case_key": case.key_text, "kind": case.doc["kind"],
@@ -405,10 +394,8 @@ def file_application(case: Case, source_event_id: str, application: dict[str, An
 
 def decided_case(stored: Any, package: bool | None = None) -> Case | None:
     """The case of this flow (a package, a single request, or either) a registry's answer names by request id."""
-    request_id = stored.data.get("request_id")
-    ref = cases.case_of_ref(REQUEST_REF, request_id) if request_id else None
-    case = cases.load(*ref) if ref else None
-    if case is None or case.doc.get("flow") != FLOW:
+    case = answers.filed_case(stored.data.get("request_id"), FLOW)
+    if case is None:
         return None
     return case if package is None or (case.doc["kind"] == PACKAGE) == package else None
 
@@ -450,22 +437,9 @@ def numbers_only(certificates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"kind": c["kind"], "number": c["number"]} for c in certificates]
 
 
-def _check_answer(partner: Any, data: dict[str, Any], outcome: str) -> str | None:
-    ref = cases.case_of_ref(REQUEST_REF, data["request_id"]) if data.get("request_id") else None
-    case = cases.load(*ref) if ref else None
-    if case is None or case.doc.get("flow") != FLOW:
-        return None  # not a bank's application
-    if partner.id not in case.doc["registry_partner_ids"] or data["unit_code"] != case.unit_code:
-        raise refuse("unknown_request", "No application with this request id was filed with you for this unit.",
-                     "data.request_id", "not an application the hub filed with this registry")
-    decided = case.doc.get("decision")
-    if decided and decided["outcome"] != outcome:
-        raise refuse("application_already_decided", f"The application was {decided['outcome']} already.",
-                     "data.request_id", f"recorded as {decided['outcome']}")
-    for i, certificate in enumerate(data.get("certificates", [])):  # what the banks get must be the real upload
-        if certificate.get("e_certificate"):
-            _verified(certificate["e_certificate"], f"data.certificates.{i}.e_certificate", partner.id)
-    return case.key_text
+def _filed_with(case: Case, _request_id: str) -> tuple[list[str], str | None]:
+    """A bank's case files one application: its registries, and the outcome of its decision."""
+    return case.doc["registry_partner_ids"], (case.doc.get("decision") or {}).get("outcome")
 
 
 @checks("registration.booked")
@@ -473,12 +447,12 @@ def _check_booked(partner: Any, data: dict[str, Any]) -> str | None:
     if data["service"] == "preregistration" and city_of(data["unit_code"]) != partner.city:
         raise refuse("unit_outside_partner_city", "The unit belongs to another city's registry.", "data.unit_code",
                      "the unit code's city is not the sender's city")
-    return _check_answer(partner, data, "booked")
+    return answers.check_filed_answer(partner, data, FLOW, _filed_with)
 
 
 @checks("application.rejected")
 def _check_rejected(partner: Any, data: dict[str, Any]) -> str | None:
-    return _check_answer(partner, data, "rejected")
+    return answers.check_filed_answer(partner, data, FLOW, _filed_with)
 
 
 @handles("application.rejected")
@@ -512,7 +486,7 @@ def _check_request(partner: Any, data: dict[str, Any]) -> str | None:
         raise refuse("no_route_target", "No registry partner serves the unit's city.", "data.unit_code",
                      "no registry partner in the unit code's city")
     for field, scan in scans_of(data):
-        _verified(scan["document"], field, partner.id)
+        documents.require_verified_upload(scan["document"], field=field, partner_id=partner.id)
     if data["kind"] == PACKAGE:
         return None  # flows/package.py
     case_id = request_case_id(partner.id, data["request_id"])
@@ -616,10 +590,10 @@ def on_registration_booked(stored: Any) -> None:
 def send_registered(case: Case, stored: Any, entry: dict[str, Any], proof: dict[str, Any], rank: int | None,
                     purpose: str) -> None:
     bank = get_directory().get(entry["partner_id"])
-    _send(stored.event_id, purpose, "mortgage.registered", {
+    send(stored.event_id, purpose, "mortgage.registered", {
         "request_id": entry["request_id"], "case_id": case.case_id, "registry_case_id": stored.data["case_id"],
         "unit_code": case.unit_code, "kind": case.doc["kind"], "package_id": case.doc.get("package_id"),
-        "proof": proof, "rank": rank, "booked_at": stored.data["booked_at"]}, [bank] if bank else [], case)
+        "proof": proof, "rank": rank, "booked_at": stored.data["booked_at"]}, [bank] if bank else [], case.ref)
     metrics.add_metric(name="MortgagesRegistered", unit="Count", value=1)
 
 
@@ -676,12 +650,12 @@ def _share_preregistration(stored: Any) -> None:
               "secured_amount_fen": facts.get("secured_amount_fen"), "contract_number": facts.get("contract_number"),
               "price_fen": facts.get("price_fen"), "booked_at": data["booked_at"]}
     shared = {k: v for k, v in shared.items() if v is not None}
-    ref = Case(case_id, unit_code, {})
+    ref = (case_id, unit_code)
     if facts.get("buyer_bank"):
-        _send(stored.event_id, "preregistration-bank", "preregistration.shared", shared,
-              banks_with(facts["buyer_bank"]["uscc"]), ref)
-    _send(stored.event_id, "preregistration-tax", "preregistration.shared", shared,
-          get_directory().find("tax", city=city_of(unit_code)), ref)
+        send(stored.event_id, "preregistration-bank", "preregistration.shared", shared,
+             banks_with(facts["buyer_bank"]["uscc"]), ref)
+    send(stored.event_id, "preregistration-tax", "preregistration.shared", shared,
+         get_directory().find("tax", city=city_of(unit_code)), ref)
     metrics.add_metric(name="PreregistrationsShared", unit="Count", value=1)
 
 
@@ -710,9 +684,9 @@ def view(case: Case) -> dict[str, Any]:
         "case_id": case.case_id, "unit_code": case.unit_code, "city": doc["city"], "flow": doc["flow"],
         "kind": doc["kind"], "service": doc["service"], "stage": stage(doc), "participants": doc["participants"],
         "requests": [{"role": role, "partner_id": e["partner_id"], "request_id": e["request_id"],
-                      "received_at": _iso(e["received_at"]), "documents": len(e["scans"])}
+                      "received_at": iso(e["received_at"]), "documents": len(e["scans"])}
                      for role, e in sorted(doc["requests"].items())],
-        "filed_at": _iso(doc["filed"]["at"]) if doc.get("filed") else None,
+        "filed_at": iso(doc["filed"]["at"]) if doc.get("filed") else None,
         "decision": {"outcome": decision["outcome"], "registry_case_id": decision.get("registry_case_id"),
                      "decided_at": decision.get("decided_at"),
                      "certificate_numbers": [c["number"] for c in decision.get("certificates", [])],

@@ -48,19 +48,18 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib import cases, restrictions
+from chalicelib import cases, documents, restrictions
 from chalicelib.cases import UNCHANGED, Case
 from chalicelib.errors import HubError
-from chalicelib.flows import checks, handles, views
-from chalicelib.flows.relay import _digest, _verified, link_ttl_s
-from chalicelib.flows.transfer import _clock, _now_iso, _send, _stop
+from chalicelib.flows import answers, checks, digest, handles, now_iso, send, views
+from chalicelib.flows.relay import link_ttl_s
+from chalicelib.flows.transfer import start_case_clock, stop_case_clock
 from chalicelib.flows.utility import bounded_ref
 from chalicelib.identifiers import city_of
 from chalicelib.observability import logger, metrics
 from chalicelib.partners import get_directory
 
 FLOW = "notary"
-REQUEST_REF = "request"  # shared with the bank flows: the registry's answers name only the request id
 SERVICE = "transfer"  # 继承/赠与 are transfer registrations (转移登记)
 _CASE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # models.common.CaseId
 
@@ -125,7 +124,7 @@ def _check_notarization(partner: Any, data: dict[str, Any]) -> str:
         raise _refuse("notary_office_mismatch", "The notary office named is not the sending notary's own.",
                       "data.notary_office.uscc", "must be the unified social credit code of the sending notary")
     for field, scan in _scans(data):
-        _verified(scan["document"], field, partner.id)
+        documents.require_verified_upload(scan["document"], field=field, partner_id=partner.id)
     if not _registries(city_of(data["unit_code"])):
         raise _refuse("no_route_target", "No registry partner serves the unit's city.", "data.unit_code",
                       "no registry partner in the unit code's city")
@@ -134,33 +133,23 @@ def _check_notarization(partner: Any, data: dict[str, Any]) -> str:
         if case.unit_code != data["unit_code"]:
             raise _refuse("notarization_unit_changed", "This notarization id is in use for another unit.",
                           "data.unit_code", "differs from the unit of this notarization's case")
-        digest = _digest(data)
-        if case.doc["filings"] and not any(f["digest"] == digest for f in case.doc["filings"]):
+        content = digest(data)
+        if case.doc["filings"] and not any(f["digest"] == content for f in case.doc["filings"]):
             refusal = _refusal_for_new_content(case.doc)
             if refusal:
                 raise refusal
     return f"{case_id}#{data['unit_code']}"
 
 
+def _filed_with(case: Case, request_id: str) -> tuple[list[str], str | None] | None:
+    filing = _filing_of(case.doc, request_id)
+    return (filing["registry_partner_ids"], filing["outcome"]) if filing else None
+
+
 @checks("registration.booked", "application.rejected")
 def _check_filed_request(partner: Any, data: dict[str, Any]) -> str | None:
     """The registry's answer to an application filed for a notary; None for any other (not ours)."""
-    ref = cases.case_of_ref(REQUEST_REF, data["request_id"]) if data.get("request_id") else None
-    case = cases.load(*ref) if ref else None
-    if case is None or case.doc.get("flow") != FLOW:
-        return None
-    filing = _filing_of(case.doc, data["request_id"])
-    if filing is None or partner.id not in filing["registry_partner_ids"] or data["unit_code"] != case.unit_code:
-        raise _refuse("unknown_request", "No application with this request id was filed with you for this unit.",
-                      "data.request_id", "not an application the hub filed with this registry")
-    outcome = "booked" if "booked_at" in data else "rejected"
-    if filing["outcome"] not in (None, outcome):
-        raise _refuse("application_already_decided", f"The application was {filing['outcome']} already.",
-                      "data.request_id", f"recorded as {filing['outcome']}")
-    for i, certificate in enumerate(data.get("certificates", [])):  # what the notary gets must be the real upload
-        if certificate.get("e_certificate"):
-            _verified(certificate["e_certificate"], f"data.certificates.{i}.e_certificate", partner.id)
-    return case.key_text
+    return answers.check_filed_answer(partner, data, FLOW, _filed_with)
 
 
 # ---------------------------------------------------------------- the notarization
@@ -171,7 +160,7 @@ def on_notarization_completed(stored: Any) -> None:
     notary = stored.partner_id
     case_id, unit_code, city = case_id_for(notary, data["notarization_id"]), data["unit_code"], city_of(data["unit_code"])
     registries = [p.id for p in _registries(city)]
-    digest = _digest(data)
+    content = digest(data)
     create = {"case_id": case_id, "unit_code": unit_code, "city": city, "flow": FLOW, "service": SERVICE,
               "matter": data["matter"], "notarization_id": data["notarization_id"],
               "certificate_number": data["certificate_number"], "notary_partner_id": notary,
@@ -179,20 +168,20 @@ def on_notarization_completed(stored: Any) -> None:
 
     def record(c: Case) -> Any:
         filings = c.doc["filings"]
-        if c.unit_code != unit_code or any(f["digest"] == digest for f in filings):
+        if c.unit_code != unit_code or any(f["digest"] == content for f in filings):
             return UNCHANGED
         if filings and _refusal_for_new_content(c.doc):
             return "raced"  # passed the door, then another submission was filed first
         attempt = len(filings) + 1
         filings.append({
             "attempt": attempt, "request_id": request_id_for(case_id, attempt), "event_id": stored.event_id,
-            "digest": digest, "certificate": dict(data["certificate"]), "documents": len(data.get("documents", [])),
+            "digest": content, "certificate": dict(data["certificate"]), "documents": len(data.get("documents", [])),
             "registry_partner_ids": registries, "filed_at": stored.received_at, "outcome": None, "decision": None})
         c.doc["participants"] = sorted({*c.doc["participants"], *registries})
         return None
 
     case, result = cases.update(case_id, unit_code, record, create=create)
-    filing = next((f for f in case.doc["filings"] if f["digest"] == digest), None)
+    filing = next((f for f in case.doc["filings"] if f["digest"] == content), None)
     if result == "raced" or filing is None or filing["event_id"] != stored.event_id:
         if result == "raced":
             logger.warning("notarization not filed: another submission came first", extra={"case_key": case.key_text})
@@ -221,20 +210,21 @@ def file_application(case: Case, filing: dict[str, Any], stored: Any) -> None:
         logger.warning("notarization refused: a document is no longer verified", extra={"case_key": case.key_text})
         return
     registries = [p for p in (get_directory().get(pid) for pid in filing["registry_partner_ids"]) if p]
-    cases.index_ref(REQUEST_REF, filing["request_id"], case.case_id, case.unit_code)  # before the registry answers
+    # Before the registry can answer.
+    cases.index_ref(answers.REQUEST_REF, filing["request_id"], case.case_id, case.unit_code)
     for registry in registries:  # a seized unit is flagged to the registry with the application (flow 5)
         restrictions.watch(case.unit_code, case.key_text, FLOW, registry.id, stored.event_id,
                            request_id=filing["request_id"])
-    _send(stored.event_id, f"application-{filing['attempt']}", "application.requested", {
+    send(stored.event_id, f"application-{filing['attempt']}", "application.requested", {
         "request_id": filing["request_id"], "source_kind": "notary", "source_reference": data["notarization_id"],
         "unit_code": case.unit_code, "service": SERVICE, "registrations": ["transfer"], "parties": data["parties"],
         "property_use": data["property_use"],
         "notarization": {"certificate_number": data["certificate_number"], "matter": data["matter"],
                          "document": data["certificate"]},
-        "documents": documents, "requested_at": _now_iso(),
-    }, registries, case)
-    _clock(case, "registration", filing["filed_at"], registries[0].id if len(registries) == 1 else None,
-           instance=str(filing["attempt"]))
+        "documents": documents, "requested_at": now_iso(),
+    }, registries, case.ref)
+    start_case_clock(case, "registration", filing["filed_at"], registries[0].id if len(registries) == 1 else None,
+                     instance=str(filing["attempt"]))
     logger.info("notarization filed", extra={"case_key": case.key_text, "attempt": filing["attempt"],
                                              "registries": len(registries)})
     metrics.add_metric(name="NotaryApplicationsFiled", unit="Count", value=1)
@@ -242,11 +232,9 @@ def file_application(case: Case, filing: dict[str, Any], stored: Any) -> None:
 
 def _linked_documents(data: dict[str, Any], notary: str) -> list[dict[str, Any]]:
     """Every scan (the certificate first) checked again and given a short-lived download link, as relays are."""
-    from chalicelib import documents
-
     ttl = link_ttl_s()
     for field, scan in _scans(data):
-        _verified(scan["document"], field, notary)
+        documents.require_verified_upload(scan["document"], field=field, partner_id=notary)
     expires_at = (datetime.now(timezone.utc) + timedelta(seconds=ttl)).isoformat()
     return [{**scan, "download_url": documents.download_url(scan["document"]["document_id"], ttl),
              "url_expires_at": expires_at} for _field, scan in _scans(data)]
@@ -269,9 +257,8 @@ def _decide(case: Case, request_id: str, outcome: str, decision: dict[str, Any])
 
 def _answered_case(stored: Any) -> tuple[Case, dict[str, Any]] | None:
     request_id = stored.data.get("request_id")
-    ref = cases.case_of_ref(REQUEST_REF, request_id) if request_id else None
-    case = cases.load(*ref) if ref else None
-    if case is None or case.doc.get("flow") != FLOW:
+    case = answers.filed_case(request_id, FLOW)
+    if case is None:
         return None
     filing = _filing_of(case.doc, request_id)
     return (case, filing) if filing else None
@@ -281,10 +268,10 @@ def _tell_notary(case: Case, filing: dict[str, Any], source_event_id: str, outco
                  certificates: list[dict[str, Any]] | None = None, reasons: list[dict[str, Any]] | None = None,
                  service: str = SERVICE, decided_at: str | None = None) -> None:
     notary = get_directory().get(case.doc["notary_partner_id"])
-    _send(source_event_id, f"result-{filing['attempt']}", "registration.result", {
+    send(source_event_id, f"result-{filing['attempt']}", "registration.result", {
         "case_id": case.case_id, "reference": case.doc["notarization_id"], "unit_code": case.unit_code,
         "service": service, "outcome": outcome, "certificates": certificates or [], "reasons": reasons or [],
-        "decided_at": decided_at or _now_iso()}, [notary] if notary else [], case)
+        "decided_at": decided_at or now_iso()}, [notary] if notary else [], case.ref)
 
 
 def _on_answer(stored: Any, outcome: str, decision: dict[str, Any], **result: Any) -> None:
@@ -294,7 +281,7 @@ def _on_answer(stored: Any, outcome: str, decision: dict[str, Any], **result: An
         return
     case, filing = found
     case = _decide(case, filing["request_id"], outcome, {"event_id": stored.event_id, **decision})
-    _stop(case, "registration", stored.received_at, instance=str(filing["attempt"]))
+    stop_case_clock(case, "registration", stored.received_at, instance=str(filing["attempt"]))
     restrictions.unwatch(case.unit_code, case.key_text)  # decided: no longer an open application
     filing = _filing_of(case.doc, filing["request_id"])
     if filing["decision"].get("event_id") != stored.event_id:

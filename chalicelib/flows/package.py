@@ -63,19 +63,17 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib import aws, cases
+from chalicelib import cases
 from chalicelib.cases import UNCHANGED, Case
-from chalicelib.flows import checks, handles, sweeps
+from chalicelib.flows import checks, digest, handles, send, sweeps
 from chalicelib.flows.mortgage import (MORTGAGE_PROBLEMS, PACKAGE, RELEASED, SUPERSEDED, banks_with, booking_of,
-                                       claim_mortgage, decide, decided_case, digest, file_application, hub_case_id,
+                                       claim_mortgage, decide, decided_case, file_application, hub_case_id,
                                        link_staged, new_proof, numbers_only, record_mortgage, refuse, refuse_case,
                                        registries_of, request_digest, request_entry, require_mortgage,
                                        send_registered, start_clock, stop_clock, tell_banks, unclaim_mortgage)
-from chalicelib.flows.transfer import _send
 from chalicelib.identifiers import city_of
 from chalicelib.observability import logger, metrics
 from chalicelib.partners import get_directory
-from chalicelib.settings import get_settings
 
 OLD, NEW, BOTH = "old_mortgagee", "new_mortgagee", "both"
 COVERS = {OLD: (OLD,), NEW: (NEW,), BOTH: (OLD, NEW)}
@@ -208,10 +206,10 @@ def on_package_requested(stored: Any) -> None:
     case, result = cases.update(case_id, unit_code, join, create=create)
     if result in _REFUSALS:  # passed the door, then another request changed the package
         bank = get_directory().get(stored.partner_id)
-        _send(stored.event_id, "refused", "registration.result", {
+        send(stored.event_id, "refused", "registration.result", {
             "case_id": case.case_id, "reference": data["request_id"], "unit_code": unit_code, "service": "transfer",
             "outcome": "rejected", "reasons": [{"code": result, "message": _REFUSALS[result]}],
-            "decided_at": datetime.now(timezone.utc).isoformat()}, [bank] if bank else [], case)
+            "decided_at": datetime.now(timezone.utc).isoformat()}, [bank] if bank else [], case.ref)
         logger.warning("package request refused on the stream", extra={"case_key": case.key_text, "code": result})
         return
     if case.doc["requests"].get(role, {}).get("event_id") != stored.event_id:
@@ -219,7 +217,8 @@ def on_package_requested(stored: Any) -> None:
     opener = case.doc["opened_event"] == stored.event_id
     if case.doc.get("filed") and case.doc["filed"]["event_id"] == stored.event_id:
         if not opener:  # (a package one bank completes alone was never listed, its clocks never started)
-            _unlist(case)
+            # Filed: off the open list (idempotent), so the sweep need not read it again.
+            cases.unlist(case.case_id, case.unit_code, "await", "package_consent")
             for covered in COVERS[role]:
                 stop_clock(case, "package_consent", stored.received_at, instance=covered)
         _file_package(case, stored)
@@ -262,18 +261,6 @@ def _file_package(case: Case, stored: Any) -> None:
         "source_reference": doc["package_id"], "service": "transfer", "registrations": REGISTRATIONS[doc["mode"]],
         "parties": package["transfer"]["parties"], "price_fen": package["transfer"]["price_fen"],
         "mortgages": mortgages, "package": {k: v for k, v in marker.items() if v is not None}})
-
-
-def _unlist(case: Case) -> None:
-    """Take a package off the open list (idempotent): filed or closed, the sweep need not read it again."""
-    try:
-        aws.client("dynamodb").update_item(
-            TableName=get_settings().cases_table,
-            Key={"pk": case.key["pk"], "sk": {"S": f"{case.unit_code}#await#package_consent"}},
-            UpdateExpression="REMOVE list_key, listed_at", ConditionExpression="attribute_exists(sk)")
-    except Exception as exc:
-        if not aws.is_conditional_check_failure(exc):
-            raise
 
 
 # ---------------------------------------------------------------- the registry's booking
@@ -342,7 +329,7 @@ def _time_out(case_id: str, unit_code: str, now: float) -> int:
         for role in case.doc["closed"]["awaiting"]:
             stop_clock(case, "package_consent", now, instance=role)
         logger.info("package timed out", extra={"case_key": case.key_text, "awaiting": case.doc["closed"]["awaiting"]})
-    _unlist(case)
+    cases.unlist(case.case_id, case.unit_code, "await", "package_consent")  # closed: the sweep need not read it
     return 1 if result is None else 0
 
 

@@ -18,7 +18,7 @@ sixth city is a partner record away.
 Storage: one item per relay in the cases table, `pk = "relay#<relay_id>"`, `sk = "record"` (assistance
 requests: `assist#<assist_id>`). Not under `case#…`: a relay id is the office's reference and could be
 anyone's case number, and `GET /v1/cases/{id}` must never find a relay. The item is a `cases.Case`
-(document + version), written with `cases.save`'s optimistic concurrency by `_update` (the same loop as
+(document + version), written with `cases.save`'s optimistic concurrency by `update` (the same loop as
 `cases.update`). The relay id is the office's own reference, kept across resubmissions; registries
 answer with it only, so it is unique in the hub: another office's relay.collected with an id in use is
 refused (`relay_id_in_use`).
@@ -57,10 +57,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
-from chalicelib import aws, cases, routing
+from chalicelib import aws, cases, documents
 from chalicelib.cases import UNCHANGED, Case
 from chalicelib.errors import HubError
-from chalicelib.flows import checks, handles
+from chalicelib.flows import checks, digest, handles, iso, now_iso, send
 from chalicelib.identifiers import city_of
 from chalicelib.observability import logger, metrics
 from chalicelib.partners import get_directory
@@ -80,17 +80,10 @@ def link_ttl_s() -> int:
     return max(60, min(int(os.environ.get("HUB_RELAY_LINK_TTL", str(DEFAULT_LINK_TTL_S))), MAX_PRESIGN_S))
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-                          ).hexdigest()
 
 
 def _refuse(status: int, code: str, message: str, field: str, detail_code: str, detail: str) -> HubError:
@@ -131,7 +124,7 @@ def load(kind: str, ref: str) -> Record | None:
     return Record(ref, doc["unit_code"], doc, int(item["version"]["N"]), kind=kind)
 
 
-def _update(kind: str, ref: str, change: Callable[[Record], Any], create: dict[str, Any] | None = None
+def update(kind: str, ref: str, change: Callable[[Record], Any], create: dict[str, Any] | None = None
             ) -> tuple[Record, Any]:
     """`cases.update` for a record: read, change, write conditionally on the version read; retried."""
     for _ in range(cases.MAX_UPDATE_ATTEMPTS):
@@ -152,19 +145,6 @@ def _registries(city: str) -> list:
     return get_directory().find("registry", city=city)
 
 
-def _send(source_event_id: str, purpose: str, event_type: str, data: dict[str, Any], targets: list,
-          record: Record | None) -> int:
-    """Validate what the hub sends and hand it to `routing.emit` (the only way anything leaves)."""
-    from chalicelib.models import validate_data
-
-    canonical = validate_data(event_type, data, direction="outbound").model_dump(mode="json", exclude_none=True)
-    if not targets:
-        from chalicelib import delivery
-
-        delivery.record_unroutable_id(f"unroutable-{source_event_id}-{purpose}", source_event_id, purpose,
-                                      event_type, "no partner to receive it")
-        return 0
-    return routing.emit(source_event_id, purpose, event_type, canonical, targets, record.ref if record else None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -187,19 +167,6 @@ def _check_offices_city(partner: Any, data: dict[str, Any]) -> str:
     return unit_city
 
 
-def _verified(ref: Mapping[str, Any], field: str, owner: str) -> Any:
-    """The sender's verified document a reference points at, or 422 that says why it is not."""
-    from chalicelib import documents
-
-    try:
-        return documents.require_verified(ref, field=field, partner_id=owner)
-    except HubError as exc:
-        found = documents.get(ref.get("document_id")) if isinstance(ref, Mapping) else None
-        if found is not None and found.partner_id == owner and found.state == documents.REJECTED and found.reason:
-            # Say what the verifier found (hash_mismatch, size_mismatch, upload_expired…): a reason code, no value.
-            exc.details = [{"field": f"{field}.document_id", "code": found.reason,
-                            "message": f"the uploaded document was rejected: {found.reason}"}]
-        raise
 
 
 def _document_refs(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -212,14 +179,14 @@ def _document_refs(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def _require_documents(data: dict[str, Any], owner: str) -> None:
     for field, ref in _document_refs(data):
-        _verified(ref, field, owner)
+        documents.require_verified_upload(ref, field=field, partner_id=owner)
 
 
 def _submission_summary(stored: Any, outcome: str, reasons: list[dict[str, Any]]) -> dict[str, Any]:
     """What the relay keeps of a submission: references, hashes and checks; no names, numbers or phones."""
     data = stored.data
     return {
-        "attempt": data["attempt"], "event_id": stored.event_id, "digest": _digest(data),
+        "attempt": data["attempt"], "event_id": stored.event_id, "digest": digest(data),
         "received_at": stored.received_at, "collected_at": data["collected_at"], "service": data["service"],
         "applicants": len(data["applicants"]),
         "documents": [{"kind": scan["kind"], **{k: scan["document"][k] for k in ("document_id", "sha256", "size",
@@ -265,7 +232,7 @@ def _check_resubmission(doc: dict[str, Any], partner_id: str, data: dict[str, An
         raise _refuse(422, "relay_id_in_use", "Another office's relay has this relay_id; use another reference.",
                       "data.relay_id", "in_use", "relay ids are unique in the hub")
     sub = doc["submissions"][-1]
-    if data["attempt"] == sub["attempt"] and _digest(data) == sub["digest"]:
+    if data["attempt"] == sub["attempt"] and digest(data) == sub["digest"]:
         return True  # the same submission again under another webhook-id: accepted, changes nothing
     if data["unit_code"] != doc["unit_code"]:
         raise _refuse(422, "relay_unit_changed", "A resubmission is for the same unit; start a new relay.",
@@ -422,7 +389,7 @@ def _check_answer(kind: str, partner: Any, data: dict[str, Any]) -> str:
         if data.get("result_document"):
             refs.append(("data.result_document", data["result_document"]))
         for field, ref in refs:
-            _verified(ref, field, partner.id)
+            documents.require_verified_upload(ref, field=field, partner_id=partner.id)
     return record.key_text
 
 
@@ -446,7 +413,7 @@ def _check_assist(partner: Any, data: dict[str, Any]) -> str:
         if record.doc["office_partner_id"] != partner.id:
             raise _refuse(422, "assist_id_in_use", "Another office's request has this assist_id; use another.",
                           "data.assist_id", "in_use", "assistance ids are unique in the hub")
-        if record.doc["digest"] != _digest(data):
+        if record.doc["digest"] != digest(data):
             raise _refuse(422, "assist_already_requested", "This assist_id was requested already; a new request "
                           "takes a new assist_id.", "data.assist_id", "already_requested", "assist_id in use")
         return record.key_text
@@ -469,11 +436,9 @@ def _check_session(partner: Any, data: dict[str, Any]) -> str:
 
 def _links(data: dict[str, Any], office_id: str) -> list[dict[str, Any]]:
     """Every scan, checked again (verified, the office's, as described), with a short-lived download link."""
-    from chalicelib import documents
-
     ttl = link_ttl_s()
     for field, ref in _document_refs(data):
-        _verified(ref, field, office_id)
+        documents.require_verified_upload(ref, field=field, partner_id=office_id)
     expires_at = (datetime.now(timezone.utc) + timedelta(seconds=ttl)).isoformat()
     return [{**scan, "download_url": documents.download_url(scan["document"]["document_id"], ttl),
              "url_expires_at": expires_at} for scan in data["documents"]]
@@ -482,10 +447,10 @@ def _links(data: dict[str, Any], office_id: str) -> list[dict[str, Any]]:
 def _status(record: Record, source_event_id: str, purpose: str, status: str, attempt: int,
             **fields: Any) -> None:
     office = get_directory().get(record.doc["office_partner_id"])
-    _send(source_event_id, purpose, "relay.status", {
+    send(source_event_id, purpose, "relay.status", {
         "relay_id": record.case_id, "attempt": attempt, "status": status,
-        "registry_city": record.doc["registry_city"], "status_at": _now_iso(),
-        **{k: v for k, v in fields.items() if v not in (None, [])}}, [office] if office else [], record)
+        "registry_city": record.doc["registry_city"], "status_at": now_iso(),
+        **{k: v for k, v in fields.items() if v not in (None, [])}}, [office] if office else [], record.ref)
 
 
 @handles("relay.collected")
@@ -521,14 +486,14 @@ def on_relay_collected(stored: Any) -> None:
         r.doc["participants"] = sorted({*r.doc["participants"], *(p.id for p in registries)})
         return None
 
-    record, result = _update(RELAY, relay_id, record_submission, create=create)
+    record, result = update(RELAY, relay_id, record_submission, create=create)
     if isinstance(result, HubError):
         logger.warning("relay submission refused on the stream", extra={"relay_id": relay_id, "code": result.code})
-        record_ref = record if record.doc["office_partner_id"] == office else None
+        record_ref = record.ref if record.doc["office_partner_id"] == office else None
         office_partner = get_directory().get(office)
-        _send(stored.event_id, "refused", "relay.status", {
+        send(stored.event_id, "refused", "relay.status", {
             "relay_id": relay_id, "attempt": attempt, "status": "refused", "registry_city": registry_city,
-            "reasons": [{"code": result.code, "message": result.message}], "status_at": _now_iso()},
+            "reasons": [{"code": result.code, "message": result.message}], "status_at": now_iso()},
             [office_partner] if office_partner else [], record_ref)
         return
     sub = next(s for s in record.doc["submissions"] if s["attempt"] == attempt)
@@ -542,10 +507,10 @@ def on_relay_collected(stored: Any) -> None:
         _status(record, stored.event_id, "status", "refused", attempt, reasons=sub["reasons"])
         metrics.add_metric(name="RelaysRefused", unit="Count", value=1)
         return
-    _send(stored.event_id, "requested", "relay.requested", {
+    send(stored.event_id, "requested", "relay.requested", {
         **{k: v for k, v in data.items() if k != "documents"}, "documents": links,
-        "office_partner_id": office, "received_at": _iso(stored.received_at),
-    }, registries, record)
+        "office_partner_id": office, "received_at": iso(stored.received_at),
+    }, registries, record.ref)
     _status(record, stored.event_id, "status", "forwarded", attempt)
     _clock("start", relay_id, "relay_acceptance", attempt, stored.received_at, service=data["service"],
            city=registry_city, responsible=registries[0].id if len(registries) == 1 else None,
@@ -596,7 +561,7 @@ def _on_answer(stored: Any, kind: str) -> None:
         r.doc["participants"] = sorted({*r.doc["participants"], stored.partner_id})
         return None
 
-    record, result = _update(RELAY, data["relay_id"], record_answer)
+    record, result = update(RELAY, data["relay_id"], record_answer)
     if isinstance(result, HubError):
         # Passed the door, then overtaken by another fact (a rejection racing an acceptance…): kept in the
         # events (the timeline shows it), not applied.
@@ -630,24 +595,9 @@ def _on_answer(stored: Any, kind: str) -> None:
     logger.info("relay answered", extra={"relay_id": record.case_id, "answer": kind, "attempt": sub["attempt"]})
 
 
-@handles("relay.accepted")
-def on_relay_accepted(stored: Any) -> None:
-    _on_answer(stored, "accepted")
-
-
-@handles("relay.rejected")
-def on_relay_rejected(stored: Any) -> None:
-    _on_answer(stored, "rejected")
-
-
-@handles("relay.originals_received")
-def on_relay_originals_received(stored: Any) -> None:
-    _on_answer(stored, "originals_received")
-
-
-@handles("relay.completed")
-def on_relay_completed(stored: Any) -> None:
-    _on_answer(stored, "completed")
+@handles(*ANSWERS)
+def on_relay_answer(stored: Any) -> None:
+    _on_answer(stored, ANSWERS[stored.type])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -665,15 +615,15 @@ def on_assist_requested(stored: Any) -> None:
     registry_city = city_of(data["unit_code"])
     registries = _registries(registry_city)
     create = {"assist_id": data["assist_id"], "unit_code": data["unit_code"], "office_partner_id": stored.partner_id,
-              "office_city": data["office_city"], "registry_city": registry_city, "digest": _digest(data),
+              "office_city": data["office_city"], "registry_city": registry_city, "digest": digest(data),
               "requested_event": stored.event_id, "received_at": stored.received_at,
               "participants": sorted({stored.partner_id, *(p.id for p in registries)}), "sessions": {}}
-    record, _ = _update(ASSIST, data["assist_id"], lambda r: None if r.is_new else UNCHANGED, create=create)
+    record, _ = update(ASSIST, data["assist_id"], lambda r: None if r.is_new else UNCHANGED, create=create)
     if record.doc["requested_event"] != stored.event_id:
         return  # another event made this request (a repeat, or another office racing for the id)
-    _send(stored.event_id, "requested", "assist.requested", {
+    send(stored.event_id, "requested", "assist.requested", {
         **data, "office_partner_id": stored.partner_id,
-        "received_at": _iso(stored.received_at)}, registries, record)
+        "received_at": iso(stored.received_at)}, registries, record.ref)
     logger.info("assistance requested", extra={"assist_id": data["assist_id"], "registry_city": registry_city})
 
 
@@ -696,12 +646,12 @@ def on_assist_session_opened(stored: Any) -> None:
         r.doc["participants"] = sorted({*r.doc["participants"], stored.partner_id})
         return None
 
-    record, _ = _update(ASSIST, data["assist_id"], record_session)
+    record, _ = update(ASSIST, data["assist_id"], record_session)
     if record.doc["sessions"][key]["event_id"] != stored.event_id:
         return
     office = get_directory().get(record.doc["office_partner_id"])
-    _send(stored.event_id, "session", "assist.session_opened", {**data, "registry_city": record.doc["registry_city"]},
-          [office] if office else [], record)
+    send(stored.event_id, "session", "assist.session_opened", {**data, "registry_city": record.doc["registry_city"]},
+         [office] if office else [], record.ref)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -717,15 +667,15 @@ def relay_view(relay_id: str, partner: Any) -> dict[str, Any]:
     submissions = []
     for sub in doc["submissions"]:
         answers = [{"answer": kind, **entry["fact"], "event_id": entry["event_id"], "partner_id": entry["partner_id"],
-                    "received_at": _iso(entry["received_at"])}
+                    "received_at": iso(entry["received_at"])}
                    for kind in ("accepted", "rejected", "completed") if sub[kind] for entry in [sub[kind]]]
         answers += [{"answer": "originals_received", **entry["fact"], "event_id": entry["event_id"],
-                     "partner_id": entry["partner_id"], "received_at": _iso(entry["received_at"])}
+                     "partner_id": entry["partner_id"], "received_at": iso(entry["received_at"])}
                     for entry in sub["originals_received"]]
         submissions.append({
             **{k: sub[k] for k in ("attempt", "event_id", "collected_at", "service", "applicants", "documents",
                                    "evidence", "originals", "outcome", "reasons")},
-            "received_at": _iso(sub["received_at"]),
+            "received_at": iso(sub["received_at"]),
             "answers": sorted(answers, key=lambda a: a["received_at"]),
         })
     current = doc["submissions"][-1]
@@ -745,11 +695,4 @@ def read_relay(relay_id: str, headers: Mapping[str, str]) -> tuple[int, dict[str
     """The route's (status, body), signed like a case read (chalicelib/reads.py)."""
     from chalicelib import reads
 
-    try:
-        partner = reads.authenticate(headers, "GET", f"/v1/relays/{relay_id}")
-        return 200, relay_view(relay_id, partner)
-    except HubError as exc:
-        return exc.status, exc.body()
-    except Exception:
-        logger.exception("relay read failed")
-        return 503, HubError(503, "temporarily_unavailable", "The hub could not answer; retry later.").body()
+    return reads.answer("GET", f"/v1/relays/{relay_id}", headers, lambda partner: relay_view(relay_id, partner))

@@ -43,15 +43,13 @@ logs or on the case: the subject and the officers travel in the events and deliv
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib import cases, restrictions, routing
+from chalicelib import cases, restrictions
 from chalicelib.cases import UNCHANGED, Case
 from chalicelib.errors import HubError
-from chalicelib.flows import checks, handles, sweeps, views
+from chalicelib.flows import checks, digest, handles, iso, now_iso, send, sweeps, views
 from chalicelib.identifiers import city_of
 from chalicelib.observability import logger, metrics
 from chalicelib.partners import get_directory
@@ -61,35 +59,16 @@ RECEIPT_STATUS = {"recorded": "recorded", "waiting_list": "waiting_list", "promo
                   "renewed": "renewed", "released": "released"}
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
 
 
-def _digest(data: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-                          ).hexdigest()
 
 
 def _registries(unit_code: str) -> list:
     return get_directory().find("registry", city=city_of(unit_code))
 
 
-def _send(source_event_id: str, purpose: str, event_type: str, data: dict[str, Any], targets: list,
-          case_ref: tuple[str, str] | None) -> int:
-    from chalicelib.models import validate_data
-
-    canonical = validate_data(event_type, data, direction="outbound").model_dump(mode="json", exclude_none=True)
-    if not targets:
-        from chalicelib import delivery
-
-        delivery.record_unroutable_id(f"unroutable-{source_event_id}-{purpose}", source_event_id, purpose,
-                                      event_type, "no partner to receive it")
-        return 0
-    return routing.emit(source_event_id, purpose, event_type, canonical, targets, case_ref)
 
 
 def _documents(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -135,7 +114,7 @@ def _check_order(partner: Any, data: dict[str, Any]) -> str:
     for field, ref in _documents(data):
         documents.require_verified(ref, field=field, partner_id=partner.id)
     index = restrictions.load(unit_code)
-    refusal = restrictions.order_refusal(index, data, partner.id, _digest(data))
+    refusal = restrictions.order_refusal(index, data, partner.id, digest(data))
     if isinstance(refusal, HubError):
         raise refusal
     if data["action"] == "seize":
@@ -183,9 +162,9 @@ def _refuse(stored: Any, reason: HubError) -> None:
     court = get_directory().get(stored.partner_id)
     logger.warning("seizure order refused on the stream", extra={"code": reason.code})
     metrics.add_metric(name="SeizureOrdersRefused", unit="Count", value=1)
-    _send(stored.event_id, "receipt-refused", "seizure.receipt", {
+    send(stored.event_id, "receipt-refused", "seizure.receipt", {
         "order_number": data["order_number"], "unit_code": data["unit_code"], "action": data["action"],
-        "status": "refused", "reason": f"{reason.code}: {reason.message}"[:500], "receipt_at": _now_iso()},
+        "status": "refused", "reason": f"{reason.code}: {reason.message}"[:500], "receipt_at": now_iso()},
         [court] if court else [], None)
 
 
@@ -208,7 +187,7 @@ def on_seizure_ordered(stored: Any) -> None:
         _refuse(stored, HubError(422, "unknown_seizure", "No seizure by this order on the unit."))
         return
     index, result = restrictions.update(unit_code, lambda i: restrictions.record_order(
-        i, sid, data, court_id, stored.event_id, stored.received_at, _digest(data)))
+        i, sid, data, court_id, stored.event_id, stored.received_at, digest(data)))
     if isinstance(result, HubError):
         _refuse(stored, result)
         return
@@ -217,14 +196,14 @@ def on_seizure_ordered(stored: Any) -> None:
         return  # the same order under another webhook-id: its first event forwarded it
     case = _seizure_case(entry, court_id, stored)
     registries = _registries(unit_code)
-    forwarded = {**data, "court_partner_id": court_id, "document_links": links, "received_at": _iso(stored.received_at)}
+    forwarded = {**data, "court_partner_id": court_id, "document_links": links, "received_at": iso(stored.received_at)}
     if data["action"] == "seize":
         forwarded["waiting_list_expected"] = entry["expected"] == "waiting_list"
-    _send(stored.event_id, "forwarded", "seizure.forwarded", forwarded, registries, (case.case_id, unit_code))
+    send(stored.event_id, "forwarded", "seizure.forwarded", forwarded, registries, (case.case_id, unit_code))
     court = get_directory().get(court_id)
-    _send(stored.event_id, "receipt-forwarded", "seizure.receipt", {
+    send(stored.event_id, "receipt-forwarded", "seizure.receipt", {
         "order_number": data["order_number"], "unit_code": unit_code, "action": data["action"], "status": "forwarded",
-        "valid_until": data.get("valid_until"), "case_id": case.case_id, "receipt_at": _now_iso()},
+        "valid_until": data.get("valid_until"), "case_id": case.case_id, "receipt_at": now_iso()},
         [court] if court else [], (case.case_id, unit_code))
     logger.info("seizure order forwarded", extra={"seizure_id": sid, "action": data["action"],
                                                   "registries": len(registries)})
@@ -245,13 +224,13 @@ def on_restriction_recorded(stored: Any) -> None:
     receipt = {"order_number": order["order_number"] if order else entry["order_number"],
                "unit_code": entry["unit_code"], "action": action, "status": RECEIPT_STATUS[transition],
                "restriction_id": data["restriction_id"], "recorded_at": data["recorded_at"],
-               "case_id": entry["seizure_id"], "receipt_at": _now_iso()}
+               "case_id": entry["seizure_id"], "receipt_at": now_iso()}
     if transition in ("recorded", "waiting_list", "promoted"):
         receipt.update(rank=data.get("rank"), valid_until=entry.get("valid_until"))
     elif transition == "renewed":
         receipt["valid_until"] = entry["valid_until"]
-    _send(stored.event_id, f"receipt-{transition}", "seizure.receipt", receipt, [court] if court else [],
-          (entry["seizure_id"], entry["unit_code"]))
+    send(stored.event_id, f"receipt-{transition}", "seizure.receipt", receipt, [court] if court else [],
+         (entry["seizure_id"], entry["unit_code"]))
 
 
 @sweeps("seizures_expired")
@@ -279,7 +258,7 @@ def view(case: Case) -> dict[str, Any]:
                                               "valid_from", "valid_until", "recorded_at", "released_at")},
         "binding": entry["state"] == "recorded",
         "orders": [{"action": o["action"], "order_number": o["order_number"], "event_id": o["event_id"],
-                    "received_at": _iso(o["received_at"]), "valid_from": o.get("valid_from"),
+                    "received_at": iso(o["received_at"]), "valid_from": o.get("valid_from"),
                     "valid_until": o.get("valid_until")} for o in entry["orders"]],
         "timeline": cases.timeline(case.case_id, case.unit_code),
     }

@@ -17,10 +17,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib import cases, restrictions, routing
+from chalicelib import cases, restrictions
 from chalicelib.cases import UNCHANGED, Case
 from chalicelib.errors import HubError
-from chalicelib.flows import checks, handles, sweeps, views
+from chalicelib.flows import checks, handles, now_iso, send, sweeps, views
 from chalicelib.identifiers import city_of
 from chalicelib.observability import logger, metrics
 from chalicelib.partners import get_directory
@@ -31,26 +31,12 @@ ORDER_VALIDITY = timedelta(days=7)
 BOOKING_LIMIT = timedelta(days=30)
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 def _targets(kind: str, city: str) -> list:
     return get_directory().find(kind, city=city)
 
 
-def _send(source_event_id: str, purpose: str, event_type: str, data: dict[str, Any], targets: list,
-          case: Case) -> int:
-    from chalicelib.models import validate_data
-
-    canonical = validate_data(event_type, data, direction="outbound").model_dump(mode="json", exclude_none=True)
-    if not targets:
-        from chalicelib import delivery
-
-        delivery.record_unroutable_id(f"unroutable-{source_event_id}-{purpose}", source_event_id, purpose,
-                                      event_type, "no partner to receive it")
-        return 0
-    return routing.emit(source_event_id, purpose, event_type, canonical, targets, (case.case_id, case.unit_code))
 
 
 def _hold(case: Case, hold_id: str, reason: str, about: dict[str, Any], problems: list[str] | None = None) -> None:
@@ -69,7 +55,8 @@ def _risk(case: Case, risk_id: str, reason: str) -> None:
         logger.warning("case on the risk list", extra={"risk": risk_id, "reason": reason})
 
 
-def _clock(case: Case, stage: str, started_at: float, responsible: Any, instance: str | None = None) -> None:
+def start_case_clock(case: Case, stage: str, started_at: float, responsible: Any,
+                     instance: str | None = None) -> None:
     """Start a stage's time limit (效能监管); `chalicelib.clocks` raises case.overdue if it runs out."""
     from chalicelib import clocks
 
@@ -78,7 +65,7 @@ def _clock(case: Case, stage: str, started_at: float, responsible: Any, instance
                  started_at=datetime.fromtimestamp(started_at, tz=timezone.utc), instance=instance)
 
 
-def _stop(case: Case, stage: str, stopped_at: float, instance: str | None = None) -> None:
+def stop_case_clock(case: Case, stage: str, stopped_at: float, instance: str | None = None) -> None:
     from chalicelib import clocks
 
     clocks.stop(clocks.case_subject(case.case_id, case.unit_code), stage,
@@ -212,15 +199,16 @@ def on_application_submitted(stored: Any) -> None:
     if case.doc["submitted_event"] != stored.event_id:
         return  # the same application under another webhook-id: the first one started the flow
     _flag_restrictions(case)
-    _clock(case, "registration", stored.received_at, stored.partner_id)
-    _clock(case, "tax_assessment", stored.received_at, _only(_targets("tax", case.doc["city"])))
+    start_case_clock(case, "registration", stored.received_at, stored.partner_id)
+    start_case_clock(case, "tax_assessment", stored.received_at, _only(_targets("tax", case.doc["city"])))
     for role, lines in _bill_plan(case.doc).items():
-        _clock(case, "nontax_bill", stored.received_at, _only(_targets("fiscal", case.doc["city"])), instance=role)
-        _send(stored.event_id, f"bill-{role}", "nontax.bill_requested", {
+        start_case_clock(case, "nontax_bill", stored.received_at, _only(_targets("fiscal", case.doc["city"])),
+                         instance=role)
+        send(stored.event_id, f"bill-{role}", "nontax.bill_requested", {
             "request_id": f"{case.case_id}-{role}", "case_id": case.case_id, "unit_code": case.unit_code,
             "payer": _payer(case.doc["parties"], role), "lines": lines,
             "total_fen": sum(line["amount_fen"] for line in lines), "combined_payment": True,
-            "requested_at": _now_iso()}, _targets("fiscal", case.doc["city"]), case)
+            "requested_at": now_iso()}, _targets("fiscal", case.doc["city"]), case.ref)
     _maybe_order(case, stored.event_id)  # a case with nothing to bill may be ready for its order already
 
 
@@ -264,7 +252,7 @@ def on_tax_assessed(stored: Any) -> None:
         return None
 
     case, outcome = cases.update(case.case_id, case.unit_code, record)
-    _stop(case, "tax_assessment", stored.received_at)
+    stop_case_clock(case, "tax_assessment", stored.received_at)
     if outcome == "reassessed_after_order":
         _hold(case, f"reassessed-{data['assessment_id']}", "reassessed_after_order",
               {"assessment_id": data["assessment_id"]})
@@ -295,7 +283,7 @@ def on_bill_issued(stored: Any) -> None:
         return None
 
     case, _ = cases.update(case.case_id, case.unit_code, record)
-    _stop(case, "nontax_bill", stored.received_at, instance=role)
+    stop_case_clock(case, "nontax_bill", stored.received_at, instance=role)
     _maybe_order(case, stored.event_id)
 
 
@@ -332,8 +320,8 @@ def _maybe_order(case: Case, source_event_id: str) -> None:
 def _send_orders(case: Case, source_event_id: str) -> None:
     for order_id, state in sorted(case.doc["orders"].items()):
         cases.index_ref("order", order_id, case.case_id, case.unit_code)  # before the platform can call back
-        _send(source_event_id, f"order-{order_id}", "payment.order_requested", state["order"],
-              _targets("payment", case.doc["city"]), case)
+        send(source_event_id, f"order-{order_id}", "payment.order_requested", state["order"],
+             _targets("payment", case.doc["city"]), case.ref)
 
 
 def _order_case(stored: Any) -> Case | None:
@@ -545,18 +533,18 @@ def _maybe_ready(case: Case, source_event_id: str) -> None:
         return
     cases.put_once(case.case_id, case.unit_code, "await", "booking",
                    {"unit_code": case.unit_code, "at": case.doc["ready_at"]}, listed="await:booking")
-    _clock(case, "booking", case.doc["ready_at"], case.doc["registry_partner_id"])
+    start_case_clock(case, "booking", case.doc["ready_at"], case.doc["registry_partner_id"])
     payments_ = [{"order_id": oid, "total_fen": st["order"]["total_fen"], "paid_at": st["paid_at"]}
                  for oid, st in sorted(doc["orders"].items())]
     clearance_ = case.doc.get("clearance")
-    _send(source_event_id, "ready-to-book", "case.ready_to_book", {
+    send(source_event_id, "ready-to-book", "case.ready_to_book", {
         "case_id": case.case_id, "unit_code": case.unit_code,
         "tax": {k: clearance_[k] for k in ("assessment_id", "certificate_no", "ticket_type")} if clearance_ else None,
         "payments": payments_, "total_paid_fen": sum(p["total_fen"] for p in payments_),
         "nontax_receipts": [{"bill_no": r["bill_no"], "receipt_number": r["receipt_number"]}
                             for r in case.doc["receipts"].values()],
-        "restriction_flags": index.flags()[:20] if index else [], "ready_at": _now_iso(),
-    }, [p for p in [get_directory().get(case.doc["registry_partner_id"])] if p], case)
+        "restriction_flags": index.flags()[:20] if index else [], "ready_at": now_iso(),
+    }, [p for p in [get_directory().get(case.doc["registry_partner_id"])] if p], case.ref)
 
 
 @handles("registration.booked")
@@ -575,20 +563,20 @@ def on_registration_booked(stored: Any) -> None:
 
     case, _ = cases.update(case.case_id, case.unit_code, record)
     for stage in ("booking", "registration"):
-        _stop(case, stage, stored.received_at)
+        stop_case_clock(case, stage, stored.received_at)
     _unwatch(case)
     if case.doc["booking"]["event_id"] != stored.event_id:
         return
     if not case.doc.get("ready_event") or (_tax_due(case.doc) and not case.doc.get("clearance")):
         _risk(case, "booked-without-clearance", "booked_without_clearance")
     clearance_ = case.doc.get("clearance") or {}
-    _send(stored.event_id, "booking-shared", "tax.booking_shared", {
+    send(stored.event_id, "booking-shared", "tax.booking_shared", {
         "case_id": case.case_id, "unit_code": case.unit_code,
         "assessment_id": (case.doc.get("assessment") or {}).get("assessment_id"),
         "tax_certificate_no": clearance_.get("certificate_no"),
         "certificate_numbers": case.doc["booking"]["certificate_numbers"],
         "obligees": data.get("obligees", []), "booked_at": data["booked_at"],
-    }, _targets("tax", case.doc["city"]), case)
+    }, _targets("tax", case.doc["city"]), case.ref)
 
 
 @handles("nontax.receipt_issued")
@@ -608,7 +596,7 @@ def on_receipt_issued(stored: Any) -> None:
     case, _ = cases.update(case.case_id, case.unit_code, record)
     if case.doc["receipts"][data["bill_no"]]["event_id"] == stored.event_id:
         registry = get_directory().get(case.doc["registry_partner_id"])
-        _send(stored.event_id, "receipt", "nontax.receipt_shared", data, [registry] if registry else [], case)
+        send(stored.event_id, "receipt", "nontax.receipt_shared", data, [registry] if registry else [], case.ref)
 
 
 @handles("application.rejected")
@@ -628,10 +616,10 @@ def on_application_rejected(stored: Any) -> None:
 
     case, _ = cases.update(case.case_id, case.unit_code, record)
     for stage in ("registration", "tax_assessment", "booking"):
-        _stop(case, stage, stored.received_at)
+        stop_case_clock(case, stage, stored.received_at)
     _unwatch(case)
     for role in ROLES:
-        _stop(case, "nontax_bill", stored.received_at, instance=role)
+        stop_case_clock(case, "nontax_bill", stored.received_at, instance=role)
 
 
 def stage(doc: dict[str, Any]) -> str:

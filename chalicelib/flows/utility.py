@@ -52,8 +52,8 @@ from typing import Any
 from chalicelib import cases
 from chalicelib.cases import UNCHANGED, Case
 from chalicelib.errors import HubError
-from chalicelib.flows import checks, handles
-from chalicelib.flows.transfer import _clock, _send, _stop
+from chalicelib.flows import checks, handles, send
+from chalicelib.flows.transfer import start_case_clock, stop_case_clock
 from chalicelib.models.common import mask_id_number
 from chalicelib.observability import logger, metrics
 from chalicelib.partners import get_directory
@@ -157,13 +157,13 @@ def _dispatch(case: Case, utility: str, number: int) -> None:
     cases.index_ref(REQUEST_REF, attempt["request_id"], case.case_id, case.unit_code)  # before anyone can answer
     directory = get_directory()
     targets = [p for p in (directory.get(pid) for pid in attempt["partner_ids"]) if p is not None]
-    _send(attempt["source_event"], f"utility-{utility}-{number}", "utility.transfer_requested",
-          _request_data(case, utility, attempt), targets, case)  # no target: a dead letter operators see
+    send(attempt["source_event"], f"utility-{utility}-{number}", "utility.transfer_requested",
+         _request_data(case, utility, attempt), targets, case.ref)  # no target: a dead letter operators see
     if not attempt["partner_ids"]:
         _list_failure(case, utility, attempt)
     else:
-        _clock(case, STAGE, attempt["requested_at"], targets[0].id if len(targets) == 1 else None,
-               instance=f"{utility}-{number}")
+        start_case_clock(case, STAGE, attempt["requested_at"], targets[0].id if len(targets) == 1 else None,
+                         instance=f"{utility}-{number}")
 
     def mark(c: Case) -> Any:
         sent = c.doc["utilities"][utility]["attempts"][number - 1]
@@ -280,7 +280,7 @@ def _on_answer(stored: Any, outcome: str) -> None:
     attempt = _attempt_of(case.doc, utility, data["request_id"])
     state = attempt_state(attempt)
     if state != "requested":
-        _stop(case, STAGE, stored.received_at, instance=f"{utility}-{attempt['attempt']}")
+        stop_case_clock(case, STAGE, stored.received_at, instance=f"{utility}-{attempt['attempt']}")
     if state == "failed":
         _list_failure(case, utility, attempt)
     logger.info("utility answered", extra={"case_key": case.key_text, "utility": utility, "outcome": outcome,
