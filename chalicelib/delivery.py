@@ -103,9 +103,13 @@ def record_unroutable(stored: Any, route: str, event_type: str, reason: str) -> 
 
 
 def record_unroutable_id(delivery_id: str, event_id: str, route: str, event_type: str, reason: str,
-                         partner_id: str = "-") -> None:
+                         partner_id: str = "-", case_ref: tuple[str, str] | None = None) -> None:
+    """A dead letter with nothing to send; with the case it belongs to (`case_ref`), so that it stands on
+    the case's timeline (the console's lanes) and its audit proof is the case's participants' to read."""
     now = time.time()
     item = _new_item(delivery_id, event_id, route, partner_id, event_type, "", now)
+    if case_ref:
+        item["case_key"] = {"S": f"{case_ref[0]}#{case_ref[1]}"}
     item.update({"state": {"S": "dead"}, "state_key": {"S": "dead"}, "last_error": {"S": reason[:500]},
                  "dead_at": {"N": repr(now)}, "replayable": {"BOOL": False}})
     try:

@@ -459,11 +459,11 @@ def _send_flag(index: UnitIndex, watch_: dict[str, Any], entry: dict[str, Any], 
                               direction="outbound").model_dump(mode="json", exclude_none=True)
     tag = f"flag-{change}-{purpose}-{entry['seizure_id']}-{_digest(watch_['case_key'], size=16)}"
     registry = get_directory().get(watch_["registry_partner_id"])
+    first, _, rest = watch_["case_key"].partition("#")
     if registry is None:
         delivery.record_unroutable_id(f"unroutable-{source}-{tag}", source, tag, "restriction.flagged",
-                                      "the application's registry is no longer a partner")
+                                      "the application's registry is no longer a partner", case_ref=(first, rest))
         return 0
-    first, _, rest = watch_["case_key"].partition("#")
     return routing.emit(source, tag, "restriction.flagged", canonical, [registry], (first, rest))
 
 

@@ -119,7 +119,7 @@ def emit(source_event_id: str, purpose: str, event_type: str, canonical: dict[st
             native = mapping.load_mapping(target.mapping).to_native(event_type, canonical)
         except HubError as exc:
             delivery.record_unroutable_id(delivery_id, source_event_id, purpose, event_type,
-                                          f"mapping failed: {exc.code}", partner_id=target.id)
+                                          f"mapping failed: {exc.code}", partner_id=target.id, case_ref=case_ref)
             continue
         body = json.dumps({"type": event_type, "timestamp": datetime.now(timezone.utc).isoformat(), "data": native},
                           ensure_ascii=False, separators=(",", ":"))

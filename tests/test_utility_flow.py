@@ -257,6 +257,9 @@ def test_a_consented_utility_without_a_partner_is_visible_and_routable_once_a_pa
     assert {u: (s["state"], s["reason_code"]) for u, s in shown.items()} == {
         "gas": ("failed", "no_utility_partner"), "water": ("failed", "no_utility_partner")}
     assert sorted(f["utility"] for f in utility.open_failures()) == ["gas", "water"]
+    # The dead letters stand on the case's timeline (the console's lanes), under no partner.
+    unsent = [e for e in body["cases"][0]["timeline"] if e["type"] == "utility.transfer_requested"]
+    assert [(e["direction"], e["partner_id"], e["state"]) for e in unsent] == [("out", "-", "dead")] * 2
 
     # A water company of Beijing is a partner record away; the operator retries.
     partners["partners"].append({"id": "bj-water", "kind": "utility", "city": "110000", "utility": "water",

@@ -129,7 +129,7 @@ def send(source_event_id: str, purpose: str, event_type: str, data: dict[str, An
     canonical = validate_data(event_type, data, direction="outbound").model_dump(mode="json", exclude_none=True)
     if not targets:
         delivery.record_unroutable_id(f"unroutable-{source_event_id}-{purpose}", source_event_id, purpose,
-                                      event_type, "no partner to receive it")
+                                      event_type, "no partner to receive it", case_ref=case_ref)
         return 0
     return routing.emit(source_event_id, purpose, event_type, canonical, targets, case_ref)
 
@@ -144,7 +144,7 @@ def send_overdue(breach: dict[str, Any]) -> int:
     targets = [responsible] if responsible else directory.find(breach["responsible_kind"], city=breach["city"])
     if not targets:  # permanent: a dead letter for operators, not a retry every minute
         delivery.record_unroutable_id(f"unroutable-{breach['breach_id']}", breach["breach_id"], breach["purpose"],
-                                      "case.overdue", "no partner to receive it")
+                                      "case.overdue", "no partner to receive it", case_ref=breach["case_ref"])
         return 0
     return routing.emit(breach["breach_id"], breach["purpose"], "case.overdue", breach["data"], targets,
                         breach["case_ref"])
