@@ -5,9 +5,10 @@ notary, the utilities after a booked transfer), each through its own door check 
 module holds the rule they share: an answer about an application the hub does not know is refused
 at the door (422), as any other fact about an unknown case is, rather than accepted and stranded.
 
-- with `request_id`: an application the hub filed (`cases.index_ref("request", …)`); the owning
-  flow's check then verifies the registry, the unit, the outcome and the e-certificates with
-  `check_filed_answer` (notary.py, mortgage.py), and its handlers find the case with `filed_case`;
+- with `request_id`: an application the hub filed (`cases.index_ref("request", …)`) for the flow
+  that registered how it files (`@files_applications`: notary.py, mortgage.py); the registry, the
+  unit, the outcome and the e-certificates are checked here, with one look-up of the case, and the
+  flow's handlers find the case with `filed_case`;
 - without: a one-window case of the registry's city (flows/transfer.py);
 - a pre-registration the registry booked on its own (`service: preregistration`) is news for the
   buyer's bank and tax (flows/mortgage.py), so it needs no case here.
@@ -23,6 +24,19 @@ from chalicelib.flows import checks
 
 REQUEST_REF = "request"
 
+# flow -> filing(case, request_id): whom that application was filed with and the outcome recorded for it
+# (None while open), or None when the case filed no such request.
+_FILINGS: dict[str, Callable[[Case, str], tuple[list[str], str | None] | None]] = {}
+
+
+def files_applications(flow: str) -> Callable:
+    """Register how `flow` records the applications it files, so the registry's answers to them are
+    checked here."""
+    def register(filing: Callable[[Case, str], tuple[list[str], str | None] | None]) -> Callable:
+        _FILINGS[flow] = filing
+        return filing
+    return register
+
 
 def _unknown(code: str, field: str, message: str) -> HubError:
     return HubError(422, code, message, [{"field": field, "code": code, "message": "not known to the hub"}])
@@ -31,9 +45,12 @@ def _unknown(code: str, field: str, message: str) -> HubError:
 @checks("registration.booked", "application.rejected")
 def check_known_application(partner: Any, data: dict[str, Any]) -> str | None:
     if data.get("request_id"):
-        if cases.case_of_ref(REQUEST_REF, data["request_id"]) is None:
+        ref = cases.case_of_ref(REQUEST_REF, data["request_id"])
+        if ref is None:
             raise _unknown("unknown_request", "data.request_id", "No application with this request id was filed.")
-        return None  # the flow that filed it checks the rest and finds the case
+        case = cases.load(*ref)
+        filing = _FILINGS.get(case.doc.get("flow")) if case else None
+        return _check_filed_answer(partner, data, case, filing) if filing else None
     if data.get("service") == "preregistration" and "booked_at" in data:
         return None
     case = cases.load(data["case_id"], data["unit_code"]) if data.get("case_id") else None
@@ -55,19 +72,12 @@ def filed_case(request_id: str | None, flow: str) -> Case | None:
     return case if case is not None and case.doc.get("flow") == flow else None
 
 
-def check_filed_answer(partner: Any, data: dict[str, Any], flow: str,
-                       filing: Callable[[Case, str], tuple[list[str], str | None] | None]) -> str | None:
-    """The door check of a registry's answer to an application `flow` filed: its case key, or None when
-    the request is not that flow's (another flow's check answers for it).
-
-    `filing(case, request_id)` gives whom that application was filed with and the outcome recorded for
-    it (None while it is open), or None when the case filed no such request. An answer from another
+def _check_filed_answer(partner: Any, data: dict[str, Any], case: Case,
+                        filing: Callable[[Case, str], tuple[list[str], str | None] | None]) -> str:
+    """A registry's answer to an application a flow filed: its case key. An answer from another
     registry, or about another unit, gets the same 422 as an unknown request; one contradicting the
     outcome recorded is refused; an e-certificate must be the registry's own verified upload, since
     what the applicant gets must be the real one."""
-    case = filed_case(data.get("request_id"), flow)
-    if case is None:
-        return None
     found = filing(case, data["request_id"])
     if found is None or partner.id not in found[0] or data["unit_code"] != case.unit_code:
         raise HubError(422, "unknown_request", "No application with this request id was filed with you for this unit.",

@@ -93,12 +93,6 @@ REGISTERED, RELEASED, SUPERSEDED = "registered", "released", "superseded"
 _CASE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # models.common.CaseId
 
 
-
-
-
-
-
-
 def request_digest(data: dict[str, Any]) -> str:
     """What tells a repeat from new content: the request without its id and its time stamp."""
     return digest({k: v for k, v in data.items() if k not in ("request_id", "requested_at")})
@@ -437,22 +431,19 @@ def numbers_only(certificates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"kind": c["kind"], "number": c["number"]} for c in certificates]
 
 
+@answers.files_applications(FLOW)
 def _filed_with(case: Case, _request_id: str) -> tuple[list[str], str | None]:
     """A bank's case files one application: its registries, and the outcome of its decision."""
     return case.doc["registry_partner_ids"], (case.doc.get("decision") or {}).get("outcome")
 
 
 @checks("registration.booked")
-def _check_booked(partner: Any, data: dict[str, Any]) -> str | None:
+def _check_preregistration(partner: Any, data: dict[str, Any]) -> None:
+    """A pre-registration booked on the registry's own is its city's (answers to the hub's filings:
+    answers.py)."""
     if data["service"] == "preregistration" and city_of(data["unit_code"]) != partner.city:
         raise refuse("unit_outside_partner_city", "The unit belongs to another city's registry.", "data.unit_code",
                      "the unit code's city is not the sender's city")
-    return answers.check_filed_answer(partner, data, FLOW, _filed_with)
-
-
-@checks("application.rejected")
-def _check_rejected(partner: Any, data: dict[str, Any]) -> str | None:
-    return answers.check_filed_answer(partner, data, FLOW, _filed_with)
 
 
 @handles("application.rejected")

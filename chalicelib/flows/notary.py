@@ -141,15 +141,10 @@ def _check_notarization(partner: Any, data: dict[str, Any]) -> str:
     return f"{case_id}#{data['unit_code']}"
 
 
+@answers.files_applications(FLOW)
 def _filed_with(case: Case, request_id: str) -> tuple[list[str], str | None] | None:
     filing = _filing_of(case.doc, request_id)
     return (filing["registry_partner_ids"], filing["outcome"]) if filing else None
-
-
-@checks("registration.booked", "application.rejected")
-def _check_filed_request(partner: Any, data: dict[str, Any]) -> str | None:
-    """The registry's answer to an application filed for a notary; None for any other (not ours)."""
-    return answers.check_filed_answer(partner, data, FLOW, _filed_with)
 
 
 # ---------------------------------------------------------------- the notarization
