@@ -51,20 +51,12 @@ LEGAL_BASES = {"court": ("investigation_order", "assistance_notice", "court_ruli
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # models.common.Ref
 
 
-
-
-
-
-
-
 def _refuse(code: str, message: str, field: str) -> HubError:
     return HubError(422, code, message, [{"field": field, "code": code, "message": message}])
 
 
 def _registry_city(asker_city: str, data: dict[str, Any]) -> str:
     return city_of(data["unit_code"]) if data.get("unit_code") else asker_city
-
-
 
 
 def _link(ref: dict[str, Any] | None, field: str, owner: str) -> list[dict[str, Any]]:

@@ -80,12 +80,6 @@ def link_ttl_s() -> int:
     return max(60, min(int(os.environ.get("HUB_RELAY_LINK_TTL", str(DEFAULT_LINK_TTL_S))), MAX_PRESIGN_S))
 
 
-
-
-
-
-
-
 def _refuse(status: int, code: str, message: str, field: str, detail_code: str, detail: str) -> HubError:
     return HubError(status, code, message, [{"field": field, "code": detail_code, "message": detail}])
 
@@ -145,8 +139,6 @@ def _registries(city: str) -> list:
     return get_directory().find("registry", city=city)
 
 
-
-
 # ---------------------------------------------------------------------------------------------------
 # rules shared by the door checks and the handlers
 
@@ -165,8 +157,6 @@ def _check_offices_city(partner: Any, data: dict[str, Any]) -> str:
         raise _refuse(422, "no_route_target", "No registry partner serves the city that owns the unit.",
                       "data.unit_code", "no_registry", "no registry partner in the unit code's city")
     return unit_city
-
-
 
 
 def _document_refs(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

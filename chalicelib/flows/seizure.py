@@ -59,16 +59,8 @@ RECEIPT_STATUS = {"recorded": "recorded", "waiting_list": "waiting_list", "promo
                   "renewed": "renewed", "released": "released"}
 
 
-
-
-
-
-
-
 def _registries(unit_code: str) -> list:
     return get_directory().find("registry", city=city_of(unit_code))
-
-
 
 
 def _documents(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -31,12 +31,8 @@ ORDER_VALIDITY = timedelta(days=7)
 BOOKING_LIMIT = timedelta(days=30)
 
 
-
-
 def _targets(kind: str, city: str) -> list:
     return get_directory().find(kind, city=city)
-
-
 
 
 def _hold(case: Case, hold_id: str, reason: str, about: dict[str, Any], problems: list[str] | None = None) -> None:
