@@ -447,24 +447,18 @@ def _watches(index: UnitIndex) -> Iterable[dict[str, Any]]:
 
 def _send_flag(index: UnitIndex, watch_: dict[str, Any], entry: dict[str, Any], change: str, source: str,
                purpose: str = "watch") -> int:
-    from chalicelib import delivery, routing
-    from chalicelib.models import validate_data
+    from chalicelib import flows
     from chalicelib.partners import get_directory
 
     data = {"change": change, "unit_code": index.unit_code, "case_id": watch_["case_id"],
             "request_id": watch_["request_id"], "restriction": _detailed_flag(entry),
             "lift_reason": entry["state"] if change == "lifted" else None, "blocked": index.blocked(),
             "active_flags": index.flags()[:20], "flagged_at": datetime.now(timezone.utc).isoformat()}
-    canonical = validate_data("restriction.flagged", {k: v for k, v in data.items() if v is not None},
-                              direction="outbound").model_dump(mode="json", exclude_none=True)
     tag = f"flag-{change}-{purpose}-{entry['seizure_id']}-{_digest(watch_['case_key'], size=16)}"
-    registry = get_directory().get(watch_["registry_partner_id"])
+    registry = get_directory().get(watch_["registry_partner_id"])  # None: no longer a partner (a dead letter)
     first, _, rest = watch_["case_key"].partition("#")
-    if registry is None:
-        delivery.record_unroutable_id(f"unroutable-{source}-{tag}", source, tag, "restriction.flagged",
-                                      "the application's registry is no longer a partner", case_ref=(first, rest))
-        return 0
-    return routing.emit(source, tag, "restriction.flagged", canonical, [registry], (first, rest))
+    return flows.send(source, tag, "restriction.flagged", {k: v for k, v in data.items() if v is not None},
+                      [registry] if registry else [], (first, rest))
 
 
 # ---------------------------------------------------------------------------------------------------
